@@ -1,0 +1,1 @@
+"""The controller: worker registry with TTL liveness, dispatch policies, in-flight accounting."""

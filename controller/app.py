@@ -1,0 +1,37 @@
+"""The controller app: `create_app(settings)`; the lifespan opens the state store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from controller.routes import ROUTES
+from controller.service import Controller
+from controller.settings import ControllerSettings
+from corral.http import install_error_handlers
+from store.base import Registry
+from store.memory import MemoryRegistry
+
+
+def open_registry(settings: ControllerSettings) -> Registry:
+    if settings.store_url:
+        raise NotImplementedError("a shared store URL is not supported yet")
+    return MemoryRegistry(ttl=settings.worker_ttl)
+
+
+def create_app(settings: ControllerSettings, registry: Registry | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = registry or open_registry(settings)
+        app.state.settings = settings
+        app.state.controller = Controller(store, settings.policy, settings.allowed_worker_hosts)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(title="Corral controller", lifespan=lifespan, routes=ROUTES)
+    install_error_handlers(app)
+    return app

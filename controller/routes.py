@@ -1,0 +1,108 @@
+"""The controller's HTTP surface: /internal/* for workers and gateways, FastChat-style aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import Depends
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from controller.service import Controller
+from protocol.control import (
+    Deregistration,
+    DispatchReply,
+    DispatchRequest,
+    Heartbeat,
+    HeartbeatReply,
+    ModelsReply,
+    Release,
+    WorkerRegistration,
+    WorkerStatus,
+)
+from protocol.errors import AuthenticationFailed
+
+
+def _controller(request: Request) -> Controller:
+    controller: Controller = request.app.state.controller
+    return controller
+
+
+def require_secret(request: Request) -> None:
+    """When a control secret is set, every /internal call must carry it as a bearer token."""
+    secret: str | None = request.app.state.settings.control_secret
+    if not secret:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {secret}".encode()):
+        raise AuthenticationFailed("missing or wrong control-plane secret", code="invalid_secret")
+
+
+async def register(body: WorkerRegistration, request: Request) -> dict[str, bool]:
+    await _controller(request).register(body)
+    return {"ok": True}
+
+
+async def heartbeat(body: Heartbeat, request: Request) -> HeartbeatReply:
+    return HeartbeatReply(known=await _controller(request).heartbeat(body))
+
+
+async def deregister(body: Deregistration, request: Request) -> dict[str, bool]:
+    await _controller(request).deregister(body.worker_id)
+    return {"ok": True}
+
+
+async def dispatch(body: DispatchRequest, request: Request) -> DispatchReply:
+    return await _controller(request).dispatch(body)
+
+
+async def release(body: Release, request: Request) -> dict[str, bool]:
+    await _controller(request).release(body.worker_id)
+    return {"ok": True}
+
+
+async def models(request: Request) -> ModelsReply:
+    return ModelsReply(models=await _controller(request).models())
+
+
+async def workers(request: Request) -> list[WorkerStatus]:
+    return await _controller(request).workers()
+
+
+async def health(request: Request) -> dict[str, Any]:
+    return {"status": "ok", "policy": _controller(request).policy}
+
+
+# FastChat-compatible control endpoints, for tools written against FastChat's controller.
+class _ModelQuery(BaseModel):
+    model: str
+
+
+async def list_models(request: Request) -> dict[str, list[str]]:
+    return {"models": [m.id for m in await _controller(request).models()]}
+
+
+async def get_worker_address(body: _ModelQuery, request: Request) -> dict[str, str]:
+    """FastChat semantics: an address, or "" when none; it does not count as a dispatch."""
+    live = await _controller(request).registry.live_workers(body.model)
+    healthy = sorted((w for w in live if w.healthy), key=lambda w: w.in_flight)
+    return {"address": healthy[0].registration.url if healthy else ""}
+
+
+_secured = [Depends(require_secret)]
+
+ROUTES = [
+    APIRoute("/internal/register", register, methods=["POST"], dependencies=_secured),
+    APIRoute("/internal/heartbeat", heartbeat, methods=["POST"], dependencies=_secured),
+    APIRoute("/internal/deregister", deregister, methods=["POST"], dependencies=_secured),
+    APIRoute("/internal/dispatch", dispatch, methods=["POST"], dependencies=_secured),
+    APIRoute("/internal/release", release, methods=["POST"], dependencies=_secured),
+    APIRoute("/internal/models", models, methods=["GET"], dependencies=_secured),
+    APIRoute("/internal/workers", workers, methods=["GET"], dependencies=_secured),
+    APIRoute("/list_models", list_models, methods=["POST"], dependencies=_secured),
+    APIRoute("/get_worker_address", get_worker_address, methods=["POST"], dependencies=_secured),
+    APIRoute("/health", health, methods=["GET"]),
+    APIRoute("/ready", health, methods=["GET"]),
+]

@@ -1,0 +1,128 @@
+"""The controller's domain logic over a registry: admit workers, pick one, account for load."""
+
+from __future__ import annotations
+
+import logging
+import random
+from urllib.parse import urlsplit
+
+from controller.dispatch import POLICIES
+from protocol.control import (
+    DispatchReply,
+    DispatchRequest,
+    Heartbeat,
+    ModelStatus,
+    WorkerRegistration,
+    WorkerStatus,
+)
+from protocol.errors import InvalidRequest, ModelNotFound, NoWorkerAvailable, PermissionDenied
+from store.base import Registry, WorkerRecord
+
+logger = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(
+        self,
+        registry: Registry,
+        policy: str,
+        allowed_hosts: list[str],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.registry = registry
+        self._choose = POLICIES[policy]
+        self.policy = policy
+        self._allowed = {h.lower() for h in allowed_hosts}
+        self._rng = rng or random.Random()
+
+    async def register(self, registration: WorkerRegistration) -> None:
+        self._check_url(registration.url)
+        await self.registry.register(registration)
+        logger.info(
+            "worker %s at %s serves %s (capacity %d)",
+            registration.worker_id,
+            registration.url,
+            registration.models,
+            registration.capacity,
+        )
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidRequest(f"worker url {url!r} must be http(s)://host:port", param="url")
+        if "*" not in self._allowed and parts.hostname.lower() not in self._allowed:
+            raise PermissionDenied(
+                f"worker host {parts.hostname!r} is not in the allowed worker hosts",
+                param="url",
+                code="worker_host_not_allowed",
+            )
+
+    async def heartbeat(self, beat: Heartbeat) -> bool:
+        return await self.registry.heartbeat(beat)
+
+    async def deregister(self, worker_id: str) -> None:
+        await self.registry.deregister(worker_id)
+        logger.info("worker %s left", worker_id)
+
+    async def dispatch(self, request: DispatchRequest) -> DispatchReply:
+        workers = await self.registry.live_workers(request.model)
+        candidates = [
+            w
+            for w in workers
+            if w.healthy
+            and request.endpoint in w.registration.capabilities
+            and w.worker_id not in request.exclude
+        ]
+        if not candidates:
+            await self._no_worker(request, workers)
+        chosen = self._choose(candidates, self._rng)
+        await self.registry.add_in_flight(chosen.worker_id, +1)
+        return DispatchReply(worker_id=chosen.worker_id, url=chosen.registration.url)
+
+    async def _no_worker(self, request: DispatchRequest, workers: list[WorkerRecord]) -> None:
+        if not workers and request.model not in await self.registry.known_models():
+            available = sorted(
+                {m for w in await self.registry.live_workers() for m in w.registration.models}
+            )
+            raise ModelNotFound(
+                f"The model {request.model!r} does not exist. Available models: "
+                f"{', '.join(available) or 'none'}",
+                param="model",
+            )
+        if workers and not any(request.endpoint in w.registration.capabilities for w in workers):
+            raise InvalidRequest(
+                f"model {request.model!r} does not support {request.endpoint}",
+                param="model",
+                code="unsupported_endpoint",
+            )
+        raise NoWorkerAvailable(
+            f"no live worker for model {request.model!r} right now; retry shortly"
+        )
+
+    async def release(self, worker_id: str) -> None:
+        await self.registry.add_in_flight(worker_id, -1)
+
+    async def models(self) -> list[ModelStatus]:
+        by_model: dict[str, ModelStatus] = {}
+        for w in await self.registry.live_workers():
+            for name in w.registration.models:
+                s = by_model.setdefault(
+                    name, ModelStatus(id=name, workers=0, capacity=0, in_flight=0)
+                )
+                s.workers += 1
+                s.capacity += w.registration.capacity
+                s.in_flight += w.in_flight
+        return sorted(by_model.values(), key=lambda s: s.id)
+
+    async def workers(self) -> list[WorkerStatus]:
+        return [
+            WorkerStatus(
+                registration=w.registration,
+                in_flight=w.in_flight,
+                queued=w.queued,
+                healthy=w.healthy,
+                last_heartbeat_age_s=max(0.0, round(w.age_s, 3)),
+                dispatched_total=w.dispatched_total,
+            )
+            for w in sorted(await self.registry.live_workers(), key=lambda w: w.worker_id)
+        ]

@@ -1,0 +1,1 @@
+"""The `corral` command and the glue every service shares (server runner, HTTP error handlers)."""

@@ -1,0 +1,1 @@
+"""A model worker: one model, one backend, served as a small OpenAI server of its own."""

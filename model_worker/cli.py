@@ -1,0 +1,55 @@
+"""`corral worker` / `python -m model_worker` flags."""
+
+from __future__ import annotations
+
+import argparse
+
+from corral.cliargs import add_logging_flag, configure_logging, overrides
+from model_worker.settings import WorkerSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--model-path", help="built-in name (smollm2), a .gguf file, or a local HF model dir")
+    a("--model-name", help="name clients use (default: derived from the path)")
+    a("--backend", choices=["auto", "hf", "vllm"])
+    a("--conv-template", help="template name (see `corral templates list`)")
+    a("--host")
+    a("--port", type=int)
+    a("--worker-address", help="URL the gateway uses to reach this worker")
+    a(
+        "--controller-url",
+        dest="controller_urls",
+        action="append",
+        help="controller base URL (repeatable)",
+    )
+    a("--control-secret", help="shared secret for the controller's control plane")
+    a("--capacity", type=int, help="requests served at once")
+    a("--max-queued", type=int, help="requests waiting beyond capacity before 503")
+    a("--dtype", help="auto, float32, bfloat16 or float16")
+    a("--max-model-len", type=int)
+    a("--tensor-parallel-size", type=int)
+    a("--gpu-memory-utilization", type=float)
+    a("--quantization", help="vllm: awq, gptq, ...")
+    a("--enable-lora", action="store_true", default=None)
+    a("--lora", action="append", help="vllm: NAME=PATH of a LoRA adapter (repeatable)")
+    a("--max-num-seqs", type=int)
+    a("--enforce-eager", action="store_true", default=None)
+    add_logging_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from corral import server
+    from model_worker.app import create_app, leave_controller
+
+    configure_logging(args.log_level)
+    settings = WorkerSettings(**overrides(args, WorkerSettings))
+    app = create_app(settings)
+    server.run(
+        app,
+        settings.host,
+        settings.port,
+        on_shutdown_begin=lambda: leave_controller(app),
+        log_level=args.log_level,
+    )
+    return 0

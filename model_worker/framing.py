@@ -1,0 +1,98 @@
+"""Pieces shared by the OpenAI endpoints of a worker: SSE framing, logprobs, disconnects."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from model_worker.backends.base import BackendError, TokenLogprob
+from model_worker.limiter import Slot
+from protocol.errors import CorralError, InternalError, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+def as_client_error(exc: BaseException) -> CorralError:
+    """What the client is told when generation fails: our own errors as they are, else 500/503."""
+    if isinstance(exc, CorralError):
+        return exc
+    if isinstance(exc, BackendError):
+        return ServiceUnavailable(f"the model engine failed: {exc}", code="engine_failed")
+    logger.exception("generation failed", exc_info=exc)
+    return InternalError("generation failed; see the worker log")
+
+
+async def guarded_stream(
+    events: AsyncIterator[bytes],
+    slot: Slot,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> AsyncIterator[bytes]:
+    """Relay SSE events; a failure becomes one error event, and `[DONE]` always ends the stream.
+
+    The admission slot is released however the stream ends; a client disconnect cancels this
+    generator, which closes `events` and so aborts the request in the engine.
+    """
+    try:
+        async for chunk in events:
+            yield chunk
+    except Exception as exc:
+        if on_error is not None:
+            on_error(exc)
+        yield as_client_error(exc).sse_event()
+    finally:
+        slot.release()
+        await _aclose(events)
+    yield DONE
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A stream that frees its admission slot even if the client left before it started."""
+
+    def __init__(self, content: AsyncIterator[bytes], slot: Slot) -> None:
+        super().__init__(
+            guarded_stream(content, slot), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+        self.slot = slot
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slot.release()
+
+
+async def _aclose(it: AsyncIterator[bytes]) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def token_text(tokenizer: Any, token_id: int) -> str:
+    return str(tokenizer.decode([token_id]))
+
+
+def _entry(tokenizer: Any, token_id: int, logprob: float) -> dict[str, Any]:
+    text = token_text(tokenizer, token_id)
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+
+
+def chat_logprob_entries(tokenizer: Any, items: list[TokenLogprob]) -> list[dict[str, Any]]:
+    """OpenAI chat `logprobs.content` entries for the given tokens."""
+    return [
+        {
+            **_entry(tokenizer, item.token_id, item.logprob),
+            "top_logprobs": [_entry(tokenizer, tid, lp) for tid, lp in item.top],
+        }
+        for item in items
+    ]

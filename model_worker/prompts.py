@@ -1,0 +1,103 @@
+"""Requests -> prompt token ids and sampling options, with the template's stops merged in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from conv_templates import TemplateError
+
+from model_worker.backends.base import SamplingOptions
+from protocol.errors import ContextLengthExceeded, InvalidRequest
+from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
+
+
+class PromptBuilder:
+    """Renders and tokenizes prompts for one model with its one resolved template."""
+
+    def __init__(self, tokenizer: Any, template: Any, max_model_len: int) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.max_model_len = max_model_len
+        vocab = len(tokenizer)
+        self._stop_ids = tuple(i for i in template.stop_token_ids if 0 <= i < vocab)
+
+    def chat_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
+        plain = [
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in messages
+        ]
+        try:
+            text = self.template.render(plain, add_generation_prompt=True)
+        except TemplateError as exc:
+            raise InvalidRequest(str(exc), param="messages") from exc
+        return self.encode(text)
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and len(ids) >= 2 and ids[0] == ids[1] == bos:
+            ids = ids[1:]  # the template already wrote BOS and the tokenizer added one more
+        return ids
+
+    def completion_ids(self, request: CompletionRequest) -> list[list[int]]:
+        prompts = request.prompts()
+        vocab = len(self.tokenizer)
+        result: list[list[int]] = []
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                result.append(self.encode(prompt))
+            else:
+                if any(not 0 <= t < vocab for t in prompt):
+                    raise InvalidRequest(f"token ids must be in [0, {vocab})", param="prompt")
+                result.append(list(prompt))
+        return result
+
+    def max_tokens(self, prompt_len: int, requested: int | None, param: str) -> int:
+        """The completion budget; the OpenAI context-length error when it cannot fit."""
+        room = self.max_model_len - prompt_len
+        if room <= 0 or (requested is not None and requested > room):
+            asked = prompt_len + (requested or 0)
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {self.max_model_len} tokens. "
+                f"However, you requested {asked} tokens ({prompt_len} in the {param}, "
+                f"{requested or 0} in the completion). Please reduce the length of the "
+                f"{param} or completion.",
+                param=param,
+            )
+        return requested if requested is not None else room
+
+    def options(
+        self,
+        request: SamplingFields,
+        max_tokens: int,
+        logprobs: int | None,
+        *,
+        chat: bool,
+    ) -> SamplingOptions:
+        """Sampling options; a chat request also stops where its template's turn ends."""
+        stops = [*request.stop_list(), *(self.template.stop_strings if chat else ())]
+        stop_ids = [*request.stop_token_ids, *(self._stop_ids if chat else ())]
+        return SamplingOptions(
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k,
+            min_p=request.min_p,
+            seed=request.seed,
+            n=request.n,
+            stop=tuple(dict.fromkeys(stops)),
+            stop_token_ids=tuple(dict.fromkeys(stop_ids)),
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+            repetition_penalty=request.repetition_penalty,
+            ignore_eos=request.ignore_eos,
+            min_tokens=request.min_tokens,
+            logprobs=logprobs,
+        )
+
+
+def chat_logprobs(request: ChatCompletionRequest) -> int | None:
+    if not request.logprobs:
+        return None
+    return request.top_logprobs or 0

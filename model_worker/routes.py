@@ -1,0 +1,120 @@
+"""The worker's HTTP surface: its own OpenAI endpoints plus /health and /internal/*."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from corral.http import json_body_doc, parse_body
+from protocol.errors import ModelNotFound, ServiceUnavailable
+from protocol.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+)
+
+if TYPE_CHECKING:
+    from model_worker.app import WorkerState
+
+
+def _state(request: Request) -> WorkerState:
+    state: WorkerState = request.app.state.worker
+    return state
+
+
+def _check_model(state: WorkerState, model: str) -> None:
+    if model not in state.served_models():
+        raise ModelNotFound(
+            f"model {model!r} is not served by this worker (it serves: "
+            f"{', '.join(state.served_models())})",
+            param="model",
+        )
+
+
+async def chat_completions(request: Request) -> Response:
+    body, _ = await parse_body(request, ChatCompletionRequest)
+    state = _state(request)
+    _check_model(state, body.model)
+    return await state.chat(body, request, state.lora_for(body.model))
+
+
+async def completions(request: Request) -> Response:
+    body, _ = await parse_body(request, CompletionRequest)
+    state = _state(request)
+    _check_model(state, body.model)
+    return await state.completion(body, request, state.lora_for(body.model))
+
+
+async def embeddings(request: Request) -> Response:
+    body, _ = await parse_body(request, EmbeddingRequest)
+    state = _state(request)
+    _check_model(state, body.model)
+    return await state.embedding(body, request)
+
+
+async def models(request: Request) -> ModelList:
+    return ModelList(data=[ModelCard(id=m) for m in _state(request).served_models()])
+
+
+async def health(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    if not state.backend.healthy():
+        raise ServiceUnavailable("model engine is not healthy", code="engine_unhealthy")
+    return {"status": "ok"}
+
+
+async def status(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    return {
+        "worker_id": state.worker_id,
+        "models": state.served_models(),
+        "backend": state.backend.name,
+        "healthy": state.backend.healthy(),
+        "capacity": state.limiter.capacity,
+        "active": state.limiter.active,
+        "queued": state.limiter.queued,
+        "in_flight": state.limiter.in_flight,
+        "max_queued": state.limiter.max_queued,
+        "context_length": state.backend.max_model_len,
+        "template": state.template.name,
+        "registered": bool(state.link and state.link.registered),
+    }
+
+
+async def template(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    return {"reason": state.template_reason, **state.template.describe()}
+
+
+BODY_MODELS = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
+
+ROUTES = [
+    APIRoute(
+        "/v1/chat/completions",
+        chat_completions,
+        methods=["POST"],
+        openapi_extra=json_body_doc(ChatCompletionRequest),
+    ),
+    APIRoute(
+        "/v1/completions",
+        completions,
+        methods=["POST"],
+        openapi_extra=json_body_doc(CompletionRequest),
+    ),
+    APIRoute(
+        "/v1/embeddings",
+        embeddings,
+        methods=["POST"],
+        openapi_extra=json_body_doc(EmbeddingRequest),
+    ),
+    APIRoute("/v1/models", models, methods=["GET"]),
+    APIRoute("/health", health, methods=["GET"]),
+    APIRoute("/ready", health, methods=["GET"]),
+    APIRoute("/internal/status", status, methods=["GET"]),
+    APIRoute("/internal/template", template, methods=["GET"]),
+]

@@ -1,0 +1,159 @@
+"""`/v1/chat/completions` for one worker: template -> backend -> OpenAI framing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from corral.http import until_disconnect
+from model_worker.backends.base import Backend, Delta, GenerationRequest
+from model_worker.framing import SlotStreamingResponse, chat_logprob_entries, sse
+from model_worker.limiter import AdmissionQueue
+from model_worker.prompts import PromptBuilder, chat_logprobs
+from protocol.openai import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatLogprobs,
+    TokenLogprobEntry,
+    Usage,
+)
+
+
+class ChatServing:
+    def __init__(self, backend: Backend, prompts: PromptBuilder, limiter: AdmissionQueue) -> None:
+        self.backend = backend
+        self.prompts = prompts
+        self.limiter = limiter
+
+    def prepare(self, req: ChatCompletionRequest, lora: str | None) -> GenerationRequest:
+        ids = self.prompts.chat_ids(req.messages)
+        max_tokens = self.prompts.max_tokens(len(ids), req.requested_max_tokens(), "messages")
+        opts = self.prompts.options(req, max_tokens, chat_logprobs(req), chat=True)
+        return GenerationRequest(f"chatcmpl-{uuid.uuid4().hex}", ids, opts, lora)
+
+    async def __call__(
+        self, req: ChatCompletionRequest, request: Request, lora: str | None
+    ) -> Response:
+        gen = self.prepare(req, lora)
+        slot = await self.limiter.acquire()
+        if req.stream:
+            return SlotStreamingResponse(self._events(req, gen), slot)
+        try:
+            body = await until_disconnect(request, self._collect(req, gen))
+        finally:
+            slot.release()
+        return JSONResponse(body.model_dump())
+
+    async def _events(
+        self, req: ChatCompletionRequest, gen: GenerationRequest
+    ) -> AsyncIterator[bytes]:
+        head = {
+            "id": gen.request_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": req.model,
+        }
+        want_logprobs = gen.options.logprobs is not None
+        for index in range(gen.options.n):
+            yield sse(
+                {
+                    **head,
+                    "choices": [
+                        {
+                            "index": index,
+                            "delta": {"role": "assistant", "content": ""},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
+        completion_tokens = 0
+        stream = self.backend.generate(gen)
+        try:
+            async for deltas in stream:
+                for d in deltas:
+                    completion_tokens += len(d.token_ids)
+                    if not d.text and d.finish_reason is None and not want_logprobs:
+                        continue
+                    choice: dict[str, Any] = {
+                        "index": d.index,
+                        "delta": {"content": d.text} if d.text or d.finish_reason is None else {},
+                        "logprobs": self._logprobs(d) if want_logprobs else None,
+                        "finish_reason": d.finish_reason,
+                    }
+                    yield sse({**head, "choices": [choice]})
+        finally:
+            await stream.aclose()
+        if req.include_usage():
+            prompt_tokens = len(gen.prompt_token_ids)
+            yield sse(
+                {
+                    **head,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+            )
+
+    def _logprobs(self, d: Delta) -> dict[str, Any]:
+        return {"content": chat_logprob_entries(self.prompts.tokenizer, d.logprobs or [])}
+
+    async def _collect(
+        self, req: ChatCompletionRequest, gen: GenerationRequest
+    ) -> ChatCompletionResponse:
+        n = gen.options.n
+        texts: list[list[str]] = [[] for _ in range(n)]
+        logprobs: list[list[Any]] = [[] for _ in range(n)]
+        finish: list[Any] = [None] * n
+        completion_tokens = 0
+        stream = self.backend.generate(gen)
+        try:
+            async for deltas in stream:
+                for d in deltas:
+                    texts[d.index].append(d.text)
+                    completion_tokens += len(d.token_ids)
+                    if d.logprobs:
+                        logprobs[d.index].extend(d.logprobs)
+                    if d.finish_reason:
+                        finish[d.index] = d.finish_reason
+        finally:
+            await stream.aclose()
+        want_logprobs = gen.options.logprobs is not None
+        choices = [
+            ChatChoice(
+                index=i,
+                message=AssistantMessage(content="".join(texts[i])),
+                logprobs=ChatLogprobs(
+                    content=[
+                        TokenLogprobEntry.model_validate(e)
+                        for e in chat_logprob_entries(self.prompts.tokenizer, logprobs[i])
+                    ]
+                )
+                if want_logprobs
+                else None,
+                finish_reason=finish[i],
+            )
+            for i in range(n)
+        ]
+        prompt_tokens = len(gen.prompt_token_ids)
+        return ChatCompletionResponse(
+            id=gen.request_id,
+            model=req.model,
+            choices=choices,
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )

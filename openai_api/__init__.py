@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway: validation, one controller call, byte relay, failover."""

@@ -1,0 +1,75 @@
+"""Control-plane schemas: what workers tell the controller and what the gateway asks it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Capability = Literal["chat", "completions", "embeddings"]
+Endpoint = Literal["chat", "completions", "embeddings"]
+
+
+class ControlModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkerRegistration(ControlModel):
+    worker_id: str = Field(min_length=1, max_length=128)
+    url: str = Field(min_length=1, max_length=512, description="base URL the gateway calls")
+    models: list[str] = Field(min_length=1, max_length=256)
+    capacity: int = Field(ge=1, le=100_000, description="requests served at once")
+    capabilities: list[Capability] = Field(default_factory=lambda: ["chat", "completions"])
+    backend: str = "unknown"
+    template: str | None = None
+    context_length: int | None = Field(default=None, ge=1)
+
+
+class Heartbeat(ControlModel):
+    worker_id: str = Field(min_length=1, max_length=128)
+    in_flight: int = Field(ge=0, description="requests running or queued on the worker now")
+    queued: int = Field(default=0, ge=0)
+    healthy: bool = True
+
+
+class HeartbeatReply(ControlModel):
+    known: bool = Field(description="false when the controller has no record: register again")
+
+
+class Deregistration(ControlModel):
+    worker_id: str = Field(min_length=1, max_length=128)
+
+
+class DispatchRequest(ControlModel):
+    model: str = Field(min_length=1)
+    endpoint: Endpoint = "chat"
+    exclude: list[str] = Field(default_factory=list, max_length=64)
+
+
+class DispatchReply(ControlModel):
+    worker_id: str
+    url: str
+
+
+class Release(ControlModel):
+    worker_id: str
+
+
+class WorkerStatus(ControlModel):
+    registration: WorkerRegistration
+    in_flight: int
+    queued: int
+    healthy: bool
+    last_heartbeat_age_s: float
+    dispatched_total: int
+
+
+class ModelStatus(ControlModel):
+    id: str
+    workers: int
+    capacity: int
+    in_flight: int
+
+
+class ModelsReply(ControlModel):
+    models: list[ModelStatus]
