@@ -93,11 +93,13 @@ class ConversationTemplate:
       `system_in_first_user` is set, inside the first user turn before its content (Llama-2).
     - user turn: `user_prefix + content + user_suffix`.
     - assistant turn: `assistant_prefix + content + assistant_suffix`; a trailing assistant
-      message is a prefix for the model to continue: no `assistant_suffix`, no generation prompt.
+      message is a prefix for the model to continue: no `assistant_suffix`, no generation prompt
+      (an empty one leaves nothing to continue and renders as the generation prompt).
     - generation prompt (when asked for and the last message is a user's): `generation_prompt`,
       which defaults to `assistant_prefix`.
     - `strip_content`: strip surrounding whitespace off every content, as the family's own code
-      does (Meta's Llama-2/3 reference, allenai open-instruct).
+      does (Meta's Llama-2/3 reference, allenai open-instruct); a system block that joins the
+      first user turn is stripped together with it, as Meta's Llama-2 code does.
 
     `roles` only names the two speakers for people (`describe()`); the prefixes do the work.
     `stop_token_ids` are ids in the family's own vocabulary, on top of the tokenizer's EOS.
@@ -141,6 +143,15 @@ class ConversationTemplate:
     def _clean(self, text: str) -> str:
         return text.strip() if self.strip_content else text
 
+    def _prefix(self, text: str) -> str:
+        """A trailing assistant message, cut like transformers' continue_final_message: its
+        trailing whitespace survives `strip_content` only where the full turn has it too."""
+        cleaned = self._clean(text)
+        tail = text[len(text.rstrip()) :]
+        if self.strip_content and tail and self.assistant_suffix.startswith(tail):
+            return cleaned + tail
+        return cleaned
+
     def render(
         self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True
     ) -> str:
@@ -148,7 +159,8 @@ class ConversationTemplate:
         system = self.system_message
         if turns[0].role == "system":
             system, turns = turns[0].content, turns[1:]
-        system = self._clean(system)
+        if not self.system_in_first_user:  # else it is stripped with the turn it joins
+            system = self._clean(system)
         block = self.system_format.replace(SYSTEM_PLACEHOLDER, system) if system else ""
         if self.system_in_first_user:
             if block and (not turns or turns[0].role != "user"):
@@ -158,13 +170,16 @@ class ConversationTemplate:
             parts = [block]
         last = len(turns) - 1
         for i, turn in enumerate(turns):
-            content = self._clean(turn.content)
+            text = turn.content
+            if i == 0 and self.system_in_first_user and turn.role == "user":
+                text = block + text
+            continuing = i == last and turn.role == "assistant"
+            content = self._prefix(text) if continuing else self._clean(text)
             if turn.role == "user":
-                if i == 0 and self.system_in_first_user:
-                    content = block + content
                 parts += (self.user_prefix, content, self.user_suffix)
-            elif i == last:
-                parts += (self.assistant_prefix, content)
+            elif continuing:
+                # A prefix to continue; an empty one leaves nothing to continue: prompt instead.
+                parts += (self.assistant_prefix, content) if content else (self.generation_prefix,)
             else:
                 parts += (self.assistant_prefix, content, self.assistant_suffix)
         if add_generation_prompt and (not turns or turns[-1].role == "user"):

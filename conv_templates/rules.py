@@ -24,7 +24,7 @@ _PATH_SEP = re.compile(r"[/\\]")
 
 
 def name_tokens(text: str) -> tuple[str, ...]:
-    """"Baichuan-inc/Baichuan2-13B-Chat" -> ("baichuan", "inc", "baichuan2", "13b", "chat")."""
+    """ "Baichuan-inc/Baichuan2-13B-Chat" -> ("baichuan", "inc", "baichuan2", "13b", "chat")."""
     return tuple(token for token in _NOT_ALNUM.split(text.lower()) if token)
 
 
@@ -58,9 +58,10 @@ def _steps(model_name: str) -> tuple[str, ...]:
     return (last, whole) if last != whole else (whole,)
 
 
-def _rank(rule: NameRule) -> tuple[tuple[int, int, int], str]:
-    # max() picks the highest specificity; on a tie, the alphabetically first pattern.
-    return (rule.specificity, "".join(chr(0x10FFFF - ord(c)) for c in rule.pattern))
+def _order(rule: NameRule) -> tuple[int, int, int, str]:
+    """Sort key: most specific first; on a tie, the alphabetically first pattern."""
+    priority, n_tokens, n_chars = rule.specificity
+    return (-priority, -n_tokens, -n_chars, rule.pattern)
 
 
 def matching_rules(rules: Iterable[NameRule], model_name: str) -> list[NameRule]:
@@ -70,7 +71,7 @@ def matching_rules(rules: Iterable[NameRule], model_name: str) -> list[NameRule]
         tokens = name_tokens(step)
         hits = [rule for rule in rules if rule.matches(tokens)]
         if hits:
-            return sorted(hits, key=_rank, reverse=True)
+            return sorted(hits, key=_order)
     return []
 
 

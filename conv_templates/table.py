@@ -70,7 +70,8 @@ _GPT4ALL_SYSTEM = (
     "respond to; decide which and write an appropriate response."
 )
 
-# Meta's Llama-2 dialog format; Chinese-Alpaca-2 reuses it with its own default system prompt.
+# Meta's Llama-2 dialog format; Chinese-Alpaca-2 reuses it with its own system prompt and no
+# space before the '</s>' that ends a reply.
 LLAMA_2_CHAT = ConversationTemplate(
     name="llama-2-chat",
     source="meta-llama/llama generation.py chat_completion (B_INST/B_SYS) and the "
@@ -166,9 +167,11 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
     dataclasses.replace(
         LLAMA_2_CHAT,
         name="chinese-alpaca-2",
-        source="ymcui/Chinese-LLaMA-Alpaca-2 scripts/inference/inference_hf.py "
-        "(TEMPLATE, DEFAULT_SYSTEM_PROMPT)",
+        source="ymcui/Chinese-LLaMA-Alpaca-2 scripts/inference/gradio_demo.py "
+        "(TEMPLATE_WITH_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, turns joined by '</s><s>')",
         system_message="You are a helpful assistant. 你是一个乐于助人的助手。",
+        assistant_suffix="</s><s>",
+        strip_content=False,
     ),
     ConversationTemplate(
         name="chinese-vicuna",
