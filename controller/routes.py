@@ -9,11 +9,13 @@ from fastapi import Depends
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from controller.service import Controller
+from corral.http import parse_body
 from protocol.control import (
     Deregistration,
-    DispatchReply,
     DispatchRequest,
     Heartbeat,
     HeartbeatReply,
@@ -30,7 +32,7 @@ def _controller(request: Request) -> Controller:
     return controller
 
 
-def require_secret(request: Request) -> None:
+async def require_secret(request: Request) -> None:
     """When a control secret is set, every /internal call must carry it as a bearer token."""
     secret: str | None = request.app.state.settings.control_secret
     if not secret:
@@ -54,13 +56,20 @@ async def deregister(body: Deregistration, request: Request) -> dict[str, bool]:
     return {"ok": True}
 
 
-async def dispatch(body: DispatchRequest, request: Request) -> DispatchReply:
-    return await _controller(request).dispatch(body)
+# The two calls on every request's path are plain Starlette routes: FastAPI's dependency
+# machinery costs more than the work they do.
+async def dispatch(request: Request) -> Response:
+    await require_secret(request)
+    body, _ = await parse_body(request, DispatchRequest)
+    reply = await _controller(request).dispatch(body)
+    return Response(reply.model_dump_json(), media_type="application/json")
 
 
-async def release(body: Release, request: Request) -> dict[str, bool]:
-    await _controller(request).release(body.worker_id)
-    return {"ok": True}
+async def release(request: Request) -> Response:
+    await require_secret(request)
+    body, _ = await parse_body(request, Release)
+    await _controller(request).release(body.worker_ids)
+    return Response(b'{"ok":true}', media_type="application/json")
 
 
 async def models(request: Request) -> ModelsReply:
@@ -93,12 +102,12 @@ async def get_worker_address(body: _ModelQuery, request: Request) -> dict[str, s
 
 _secured = [Depends(require_secret)]
 
-ROUTES = [
+ROUTES: list[BaseRoute] = [
     APIRoute("/internal/register", register, methods=["POST"], dependencies=_secured),
     APIRoute("/internal/heartbeat", heartbeat, methods=["POST"], dependencies=_secured),
     APIRoute("/internal/deregister", deregister, methods=["POST"], dependencies=_secured),
-    APIRoute("/internal/dispatch", dispatch, methods=["POST"], dependencies=_secured),
-    APIRoute("/internal/release", release, methods=["POST"], dependencies=_secured),
+    Route("/internal/dispatch", dispatch, methods=["POST"]),
+    Route("/internal/release", release, methods=["POST"]),
     APIRoute("/internal/models", models, methods=["GET"], dependencies=_secured),
     APIRoute("/internal/workers", workers, methods=["GET"], dependencies=_secured),
     APIRoute("/list_models", list_models, methods=["POST"], dependencies=_secured),

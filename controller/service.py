@@ -65,6 +65,8 @@ class Controller:
         logger.info("worker %s left", worker_id)
 
     async def dispatch(self, request: DispatchRequest) -> DispatchReply:
+        if request.release:
+            await self.release(request.release)
         workers = await self.registry.live_workers(request.model)
         candidates = [
             w
@@ -99,8 +101,10 @@ class Controller:
             f"no live worker for model {request.model!r} right now; retry shortly"
         )
 
-    async def release(self, worker_id: str) -> None:
-        await self.registry.add_in_flight(worker_id, -1)
+    async def release(self, worker_ids: list[str]) -> None:
+        """One request ended on each worker named (a worker may be named several times)."""
+        for worker_id in worker_ids:
+            await self.registry.add_in_flight(worker_id, -1)
 
     async def models(self) -> list[ModelStatus]:
         by_model: dict[str, ModelStatus] = {}

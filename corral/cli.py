@@ -8,9 +8,8 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from conv_templates import cli as templates_cli
-
     from controller import cli as controller_cli
+    from conv_templates import cli as templates_cli
     from corral import up
     from model_worker import cli as worker_cli
     from openai_api import cli as api_cli

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from conv_templates import resolve_template
 from fastapi import FastAPI
 
+from conv_templates import match_template, resolve_template
 from corral.http import document_models, install_error_handlers
 from model_worker.backends import start_backend
 from model_worker.backends.base import Backend
@@ -69,15 +69,15 @@ def build_state(
         k: str(v) for k, v in (("bos_token", tok.bos_token), ("eos_token", tok.eos_token)) if v
     }
     # The path usually names the model family best; a served name may be anything.
-    for name in dict.fromkeys([source.origin, model_name]):
-        resolution = resolve_template(
-            explicit=settings.conv_template,
-            model_name=name,
-            chat_template=backend.chat_template,
-            special_tokens=special,
-        )
-        if resolution.reason != "fallback_raw":
-            break
+    name = source.origin
+    if match_template(name)[1] is None and match_template(model_name)[1] is not None:
+        name = model_name
+    resolution = resolve_template(
+        explicit=settings.conv_template,
+        model_name=name,
+        chat_template=backend.chat_template,
+        special_tokens=special,
+    )
     logger.info("template %s (%s) for %s", resolution.template.name, resolution.reason, model_name)
     capacity = settings.capacity or backend.capacity
     limiter = AdmissionQueue(capacity, settings.max_queued)
@@ -131,7 +131,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        src = source or await asyncio.to_thread(resolve_model, settings.model_path)
+        src = source if source is not None else await _resolve(settings.model_path)
         engine = backend
         if engine is None:
             engine = await start_backend(settings, src)
@@ -155,6 +155,10 @@ def create_app(
     install_error_handlers(app)
     document_models(app, BODY_MODELS)
     return app
+
+
+async def _resolve(model_path: str) -> ModelSource:
+    return await asyncio.to_thread(resolve_model, model_path)
 
 
 async def leave_controller(app: FastAPI) -> None:

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from conv_templates import TemplateError
-
 from model_worker.backends.base import SamplingOptions
 from protocol.errors import ContextLengthExceeded, InvalidRequest
 from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields

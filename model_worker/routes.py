@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from corral.http import json_body_doc, parse_body
 from protocol.errors import ModelNotFound, ServiceUnavailable
@@ -91,9 +93,9 @@ async def template(request: Request) -> dict[str, Any]:
     return {"reason": state.template_reason, **state.template.describe()}
 
 
-BODY_MODELS = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
+BODY_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
 
-ROUTES = [
+ROUTES: list[BaseRoute] = [
     APIRoute(
         "/v1/chat/completions",
         chat_completions,

@@ -1,11 +1,11 @@
-"""The gateway app: `create_app(settings)`; the lifespan owns the HTTP clients."""
+"""The gateway app: `create_app(settings)`; the lifespan owns the HTTP sessions."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 
 from corral.http import document_models, install_error_handlers
@@ -16,15 +16,28 @@ from openai_api.settings import GatewaySettings
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
+    """The gateway app.
+
+    It speaks HTTP to the controller and the workers with aiohttp, whose client costs a
+    fraction of httpx's per request: that difference is most of the gateway's added latency.
+    """
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        control = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.controller_timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=64),
+        control = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=settings.controller_timeout, connect=settings.connect_timeout
+            ),
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60),
         )
-        workers = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=256),
+        workers = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=settings.connect_timeout,
+                sock_read=settings.request_timeout,
+            ),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+            auto_decompress=False,
         )
         async with control, workers:
             router = ControllerClient(control, settings.controller_urls, settings.control_secret)
@@ -34,7 +47,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             try:
                 yield
             finally:
-                await router.drain()
+                await router.close()
 
     app = FastAPI(title="Corral OpenAI-compatible API", lifespan=lifespan, routes=ROUTES)
     install_error_handlers(app)

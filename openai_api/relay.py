@@ -7,10 +7,12 @@ one SSE error event followed by `data: [DONE]`: never a hang, never a torn event
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-import httpx
+import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -22,14 +24,14 @@ from protocol.errors import CorralError, UpstreamError, UpstreamTimeout
 logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
-_FORWARD_HEADERS = {"content-type": "application/json"}
+_FORWARD_HEADERS = {"Content-Type": "application/json"}
 
 
 class Relay:
     def __init__(
-        self, client: httpx.AsyncClient, router: ControllerClient, max_retries: int
+        self, session: aiohttp.ClientSession, router: ControllerClient, max_retries: int
     ) -> None:
-        self._client = client
+        self._session = session
         self._router = router
         self._max_retries = max_retries
 
@@ -39,46 +41,42 @@ class Relay:
         upstream, worker_id = await self._open(endpoint, model, path, body)
         release = _once(lambda: self._router.release(worker_id))
         headers = {"x-corral-worker": worker_id}
-        is_sse = upstream.headers.get("content-type", "").startswith("text/event-stream")
-        if stream and is_sse and upstream.status_code == 200:
-            return _RelayedStream(_relay_sse(upstream, release), release, headers)
+        is_sse = upstream.content_type == "text/event-stream"
+        if stream and is_sse and upstream.status == 200:
+            return _RelayedStream(upstream, release, headers)
         try:
-            content = await until_disconnect(request, upstream.aread())
-        except httpx.TimeoutException as exc:
+            content = await until_disconnect(request, upstream.read())
+        except TimeoutError as exc:
             raise UpstreamTimeout("the worker did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the worker failed before answering: {exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"the worker failed before answering: {exc!r}") from exc
         finally:
-            await upstream.aclose()
+            upstream.release()
             release()
-        media = upstream.headers.get("content-type", "application/json")
-        return Response(
-            content, status_code=upstream.status_code, media_type=media, headers=headers
-        )
+        media = upstream.headers.get("Content-Type", "application/json")
+        return Response(content, status_code=upstream.status, media_type=media, headers=headers)
 
     async def _open(
         self, endpoint: Endpoint, model: str, path: str, body: bytes
-    ) -> tuple[httpx.Response, str]:
+    ) -> tuple[aiohttp.ClientResponse, str]:
         """Send to a worker, trying others while a worker fails before its first byte."""
         exclude: list[str] = []
         for _ in range(self._max_retries + 1):
             target = await self._router.dispatch(model, endpoint, exclude)
-            request = self._client.build_request(
-                "POST", target.url.rstrip("/") + path, content=body, headers=_FORWARD_HEADERS
-            )
+            url = target.url.rstrip("/") + path
             try:
-                upstream = await self._client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                upstream = await self._session.post(url, data=body, headers=_FORWARD_HEADERS)
+            except aiohttp.ClientConnectorError as exc:
                 logger.warning("worker %s unreachable (%s); trying another", target.worker_id, exc)
-            except httpx.TimeoutException as exc:
+            except TimeoutError as exc:
                 self._router.release(target.worker_id)
                 raise UpstreamTimeout(f"worker {target.worker_id} did not answer in time") from exc
-            except httpx.HTTPError as exc:
-                logger.warning("worker %s failed (%s); trying another", target.worker_id, exc)
+            except aiohttp.ClientError as exc:
+                logger.warning("worker %s failed (%r); trying another", target.worker_id, exc)
             else:
-                if upstream.status_code != 503:
+                if upstream.status != 503:
                     return upstream, target.worker_id
-                await upstream.aclose()
+                upstream.release()
                 logger.info("worker %s is overloaded; trying another", target.worker_id)
             self._router.release(target.worker_id)
             exclude.append(target.worker_id)
@@ -86,32 +84,62 @@ class Relay:
 
 
 class _RelayedStream(StreamingResponse):
-    """Releases the worker even when the client left before the stream began."""
+    """Relays a worker's SSE stream with as little work per chunk as ASGI allows.
+
+    Starlette's StreamingResponse runs a task group per response; this sends directly and
+    watches for the client leaving with one task, which closes the worker connection at once
+    (so the worker aborts the generation). The worker is released however the stream ends.
+    """
 
     def __init__(
-        self, content: AsyncIterator[bytes], release: Callable[[], None], headers: dict[str, str]
+        self,
+        upstream: aiohttp.ClientResponse,
+        release: Callable[[], None],
+        headers: dict[str, str],
     ) -> None:
         super().__init__(
-            content,
+            _relay_sse(upstream),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", **headers},
         )
+        self._upstream = upstream
         self._release = release
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        gone = asyncio.ensure_future(_wait_disconnect(receive))
+        gone.add_done_callback(lambda _: self._upstream.close())
         try:
-            await super().__call__(scope, receive, send)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async for chunk in self.body_iterator:
+                if gone.done():
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            gone.cancel()
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            self._upstream.release()
             self._release()
 
 
-async def _relay_sse(upstream: httpx.Response, release: Callable[[], None]) -> AsyncIterator[bytes]:
+async def _wait_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _relay_sse(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     """Relay whole SSE events; a torn stream ends with an error event and [DONE]."""
     pending = b""
     failure: CorralError | None = None
     done = False
     try:
-        async for chunk in upstream.aiter_raw():
+        async for chunk in upstream.content.iter_any():
             if pending:
                 chunk, pending = pending + chunk, b""
             if chunk.endswith(b"\n\n"):
@@ -122,13 +150,10 @@ async def _relay_sse(upstream: httpx.Response, release: Callable[[], None]) -> A
             if cut > 1:
                 yield chunk[:cut]
             pending = chunk[cut:] if cut > 1 else chunk
-    except httpx.TimeoutException:
+    except TimeoutError:
         failure = UpstreamTimeout("the worker stopped sending tokens (timeout)")
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         failure = UpstreamError(f"the worker failed mid-stream: {type(exc).__name__}")
-    finally:
-        await upstream.aclose()
-        release()
     if failure is None and not done:
         failure = UpstreamError("the worker ended the stream early")
     if failure is not None:

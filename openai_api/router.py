@@ -1,13 +1,26 @@
-"""The gateway's client of the controller: one dispatch per attempt, releases off the hot path."""
+"""The gateway's client of the controller: one dispatch per attempt, releases batched.
+
+A request's end is not worth a call of its own: ends are queued and ride along with the next
+dispatch, or go out together within `flush_interval` when no dispatch comes. Ends lost with a
+failed call are not retried: the workers' next heartbeats correct the counts anyway.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
-import httpx
+import aiohttp
 
-from protocol.control import DispatchReply, DispatchRequest, Endpoint, ModelsReply, ModelStatus
+from protocol.control import (
+    DispatchReply,
+    DispatchRequest,
+    Endpoint,
+    ModelsReply,
+    ModelStatus,
+    Release,
+)
 from protocol.errors import NoWorkerAvailable, ServiceUnavailable, parse_envelope
 
 logger = logging.getLogger(__name__)
@@ -16,55 +29,86 @@ logger = logging.getLogger(__name__)
 class ControllerClient:
     """Talks to whichever controller answers; a dead controller costs one connect attempt."""
 
-    def __init__(self, client: httpx.AsyncClient, urls: list[str], secret: str | None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        urls: list[str],
+        secret: str | None,
+        flush_interval: float = 0.05,
+    ) -> None:
         if not urls:
             raise ValueError("at least one controller URL is needed")
-        self._client = client
+        self._session = session
         self._urls = [u.rstrip("/") for u in urls]
         self._current = 0
-        self._headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._headers = {"Content-Type": "application/json"}
+        if secret:
+            self._headers["Authorization"] = f"Bearer {secret}"
+        self._ended: list[str] = []
+        self._flush_interval = flush_interval
+        self._flusher: asyncio.Task[None] | None = None
 
-    async def _call(self, method: str, path: str, json: object | None = None) -> httpx.Response:
+    async def _call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         last: Exception | None = None
         for _ in range(len(self._urls)):
             url = self._urls[self._current] + path
             try:
-                return await self._client.request(method, url, json=json, headers=self._headers)
-            except httpx.TransportError as exc:  # connect refused, reset, timeout
+                async with self._session.request(
+                    method, url, data=body, headers=self._headers
+                ) as response:
+                    return response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, timeout
                 last = exc
-                logger.warning("controller %s failed (%s); trying the next", url, exc)
+                logger.warning("controller %s failed (%r); trying the next", url, exc)
                 self._current = (self._current + 1) % len(self._urls)
-        raise ServiceUnavailable(f"no controller reachable ({last})", code="controller_unavailable")
+        raise ServiceUnavailable(
+            f"no controller reachable ({last!r})", code="controller_unavailable"
+        )
 
     async def dispatch(self, model: str, endpoint: Endpoint, exclude: list[str]) -> DispatchReply:
-        body = DispatchRequest(model=model, endpoint=endpoint, exclude=exclude).model_dump()
-        response = await self._call("POST", "/internal/dispatch", body)
-        if response.status_code != 200:
-            raise parse_envelope(response.content, response.status_code)
-        return DispatchReply.model_validate_json(response.content)
+        ended, self._ended = self._ended, []
+        body = DispatchRequest(model=model, endpoint=endpoint, exclude=exclude, release=ended)
+        status, content = await self._call(
+            "POST", "/internal/dispatch", body.model_dump_json().encode()
+        )
+        if status != 200:
+            raise parse_envelope(content, status)
+        return DispatchReply.model_validate_json(content)
 
     async def models(self) -> list[ModelStatus]:
-        response = await self._call("GET", "/internal/models")
-        if response.status_code != 200:
-            raise parse_envelope(response.content, response.status_code)
-        return ModelsReply.model_validate_json(response.content).models
+        status, content = await self._call("GET", "/internal/models")
+        if status != 200:
+            raise parse_envelope(content, status)
+        return ModelsReply.model_validate_json(content).models
 
     def release(self, worker_id: str) -> None:
-        """Tell the controller a request ended, in the background (never delays the client)."""
-        task = asyncio.create_task(self._release(worker_id))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """A request on `worker_id` ended; the controller hears of it soon, off the hot path."""
+        self._ended.append(worker_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon())
 
-    async def _release(self, worker_id: str) -> None:
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._flush_interval)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send the queued ends now. Undelivered ends are dropped: heartbeats correct the counts."""
+        ended, self._ended = self._ended, []
+        if not ended:
+            return
         try:
-            await self._call("POST", "/internal/release", {"worker_id": worker_id})
+            await self._call(
+                "POST", "/internal/release", Release(worker_ids=ended).model_dump_json().encode()
+            )
         except ServiceUnavailable as exc:
-            logger.debug("release of %s not delivered: %s (heartbeat will correct)", worker_id, exc)
+            logger.debug("releases not delivered: %s", exc)
 
-    async def drain(self) -> None:
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=2.0)
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
 
 
 def no_worker(model: str, tried: int) -> NoWorkerAvailable:

@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import Depends
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from corral.http import json_body_doc, parse_body
 from openai_api.relay import Relay
@@ -28,7 +30,7 @@ def _relay(request: Request) -> Relay:
     return relay
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     keys: list[str] = request.app.state.settings.api_keys
     if not keys:
         return
@@ -72,10 +74,10 @@ async def health(request: Request) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-BODY_MODELS = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
+BODY_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
 _keyed = [Depends(require_key)]
 
-ROUTES = [
+ROUTES: list[BaseRoute] = [
     APIRoute(
         "/v1/chat/completions",
         chat_completions,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Capability = Literal["chat", "completions", "embeddings"]
 Endpoint = Literal["chat", "completions", "embeddings"]
+DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("chat", "completions")
 
 
 class ControlModel(BaseModel):
@@ -19,7 +20,7 @@ class WorkerRegistration(ControlModel):
     url: str = Field(min_length=1, max_length=512, description="base URL the gateway calls")
     models: list[str] = Field(min_length=1, max_length=256)
     capacity: int = Field(ge=1, le=100_000, description="requests served at once")
-    capabilities: list[Capability] = Field(default_factory=lambda: ["chat", "completions"])
+    capabilities: list[Capability] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
     backend: str = "unknown"
     template: str | None = None
     context_length: int | None = Field(default=None, ge=1)
@@ -44,6 +45,11 @@ class DispatchRequest(ControlModel):
     model: str = Field(min_length=1)
     endpoint: Endpoint = "chat"
     exclude: list[str] = Field(default_factory=list, max_length=64)
+    release: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="workers whose requests ended since the gateway's last call",
+    )
 
 
 class DispatchReply(ControlModel):
@@ -52,7 +58,7 @@ class DispatchReply(ControlModel):
 
 
 class Release(ControlModel):
-    worker_id: str
+    worker_ids: list[str] = Field(min_length=1, max_length=10_000)
 
 
 class WorkerStatus(ControlModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,7 +26,7 @@ def now() -> int:
 
 
 class OpenAIModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class StreamOptions(OpenAIModel):
@@ -147,12 +147,16 @@ class CompletionRequest(SamplingFields):
 
     def prompts(self) -> list[str] | list[list[int]]:
         """The prompt as a list of prompts (text or token ids)."""
-        p = self.prompt
-        if isinstance(p, str):
-            return [p]
-        if all(isinstance(x, int) for x in p):
-            return [list(p)]  # type: ignore[arg-type]
-        return list(p)  # type: ignore[arg-type]
+        return _as_batch(self.prompt)
+
+
+def _as_batch(value: PromptField) -> list[str] | list[list[int]]:
+    """A prompt/input in any of its four OpenAI forms, as a list of texts or token-id lists."""
+    if isinstance(value, str):
+        return [value]
+    if all(isinstance(x, int) for x in value):
+        return [cast(list[int], value)]
+    return cast(list[str] | list[list[int]], value)
 
 
 class EmbeddingRequest(OpenAIModel):
@@ -172,12 +176,7 @@ class EmbeddingRequest(OpenAIModel):
         return value
 
     def inputs(self) -> list[str] | list[list[int]]:
-        value = self.input
-        if isinstance(value, str):
-            return [value]
-        if all(isinstance(x, int) for x in value):
-            return [list(value)]  # type: ignore[arg-type]
-        return list(value)  # type: ignore[arg-type]
+        return _as_batch(self.input)
 
 
 # ---------------------------------------------------------------- responses

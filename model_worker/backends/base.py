@@ -6,7 +6,7 @@ merging, OpenAI framing, usage) is shared, so a backend only turns token ids int
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -77,7 +77,7 @@ class Backend(Protocol):
 
     def healthy(self) -> bool: ...
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[list[Delta]]:
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[list[Delta], None]:
         """Yield lists of deltas (any choices) until every choice has a finish_reason.
 
         Closing the iterator early aborts the request in the engine.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ class HFBackend:
         self._dtype_name = dtype
         self._max_len_override = max_model_len
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._pool = ThreadPoolExecutor(max_workers=capacity, thread_name_prefix="hf-decode")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-decode")
         self.tokenizer: Any = None
         self.chat_template: str | None = None
         self.max_model_len = 0
@@ -59,7 +59,7 @@ class HFBackend:
             dtype = torch.float32 if self._device.type == "cpu" else torch.bfloat16
         self.tokenizer = AutoTokenizer.from_pretrained(self._path)
         model = AutoModelForCausalLM.from_pretrained(self._path, dtype=dtype)
-        self._model = model.to(self._device).eval()
+        self._model = model.to(self._device).eval()  # type: ignore[arg-type]
         self.chat_template = getattr(self.tokenizer, "chat_template", None)
         config_len = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_model_len = min(self._max_len_override or config_len, config_len)
@@ -86,7 +86,7 @@ class HFBackend:
     def adapters(self) -> list[str]:
         return []
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[list[Delta]]:
+    async def generate(self, request: GenerationRequest) -> AsyncGenerator[list[Delta], None]:
         opts = request.options
         generator = None
         if opts.seed is not None:
