@@ -42,10 +42,11 @@ async def stream_once(client: httpx.AsyncClient, url: str, body: dict[str, Any])
             if line == "data: [DONE]":
                 ok = r.status_code == 200 and tokens > 0
                 break
-            if not ttft and '"content": "' in line and '"role"' not in line:
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                tokens = event["usage"]["completion_tokens"]
+            if not ttft and any(c["delta"].get("content") for c in event.get("choices", ())):
                 ttft = time.perf_counter() - start
-            elif '"usage": {' in line:
-                tokens = json.loads(line[6:])["usage"]["completion_tokens"]
     return StreamResult(ttft, tokens, time.perf_counter() - start, ok)
 
 

@@ -3,6 +3,13 @@ import sys
 
 from model_worker.cli import add_arguments, run
 
-parser = argparse.ArgumentParser(prog="python -m model_worker", description="Corral model worker")
-add_arguments(parser)
-sys.exit(run(parser.parse_args()))
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m model_worker")
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+# The guard matters: vLLM starts its engine in a spawned process, which re-imports __main__.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,11 +12,14 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
 
 from conv_templates import match_template, resolve_template
-from corral.http import document_models, install_error_handlers
+from corral.http import document_models, error_response, install_error_handlers
 from model_worker.backends import start_backend
-from model_worker.backends.base import Backend
+from model_worker.backends.base import Backend, BackendError
+from model_worker.framing import as_client_error
 from model_worker.limiter import AdmissionQueue
 from model_worker.model_files import ModelSource, resolve_model
 from model_worker.prompts import PromptBuilder
@@ -83,7 +86,9 @@ def build_state(
     limiter = AdmissionQueue(capacity, settings.max_queued)
     prompts = PromptBuilder(tok, resolution.template, backend.max_model_len)
     worker_id = f"{model_name}-{uuid.uuid4().hex[:8]}"
-    capabilities: list[Capability] = ["chat", "completions"]
+    capabilities: list[Capability] = []
+    if backend.can_generate:
+        capabilities += ["chat", "completions"]
     if backend.can_embed:
         capabilities.append("embeddings")
     state = WorkerState(
@@ -153,8 +158,13 @@ def create_app(
 
     app = FastAPI(title="Corral model worker", lifespan=lifespan, routes=ROUTES)
     install_error_handlers(app)
+    app.add_exception_handler(BackendError, _engine_failed)
     document_models(app, BODY_MODELS)
     return app
+
+
+async def _engine_failed(_: Request, exc: Exception) -> Response:
+    return error_response(as_client_error(exc))
 
 
 async def _resolve(model_path: str) -> ModelSource:

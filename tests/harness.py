@@ -34,27 +34,21 @@ def sse_events(text: str) -> list[Any]:
 
 
 def worker_app(model_path: Path, **settings: Any) -> FastAPI:
+    """A worker app on a local model; by default hf, named "tiny", with no controller."""
     from model_worker.app import create_app
     from model_worker.settings import WorkerSettings
 
-    return create_app(
-        WorkerSettings(
-            model_path=str(model_path),
-            model_name="tiny",
-            backend="hf",
-            controller_urls=[],
-            **settings,
-        )
-    )
+    defaults: dict[str, Any] = {"model_name": "tiny", "backend": "hf", "controller_urls": []}
+    return create_app(WorkerSettings(model_path=str(model_path), **{**defaults, **settings}))
 
 
 @contextlib.asynccontextmanager
-async def loopback(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app on a free 127.0.0.1 port inside this event loop; yields its URL."""
+async def loopback(app: Any, port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app on 127.0.0.1 (a free port by default) inside this event loop."""
     import uvicorn
 
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", log_config=None)
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
     )
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve())

@@ -25,8 +25,14 @@ _CORPUS = [
 ] * 20
 
 
-def build_tiny_llama(path: Path, *, seed: int = 0, layers: int = 2, hidden: int = 128) -> Path:
-    """Write config, weights and tokenizer to `path` (once) and return it."""
+def build_tiny_llama(
+    path: Path, *, seed: int = 0, layers: int = 2, hidden: int = 128, init_std: float = 0.02
+) -> Path:
+    """Write config, weights and tokenizer to `path` (once) and return it.
+
+    A larger `init_std` gives peaked next-token distributions, so greedy decoding does not
+    hinge on rounding differences between engines.
+    """
     if (path / "config.json").is_file():
         return path
     import torch
@@ -63,6 +69,7 @@ def build_tiny_llama(path: Path, *, seed: int = 0, layers: int = 2, hidden: int 
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=False,
+        initializer_range=init_std,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -70,4 +77,51 @@ def build_tiny_llama(path: Path, *, seed: int = 0, layers: int = 2, hidden: int 
     model.save_pretrained(tmp)
     fast.save_pretrained(tmp)
     tmp.rename(path)
+    return path
+
+
+def build_tiny_lora(path: Path, base: Path, *, seed: int = 1, rank: int = 8) -> Path:
+    """A PEFT-format LoRA adapter for `base` on q/v projections, strong enough to change
+    greedy output (written directly: no peft package needed)."""
+    if (path / "adapter_config.json").is_file():
+        return path
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base)
+    head_dim = config.hidden_size // config.num_attention_heads
+    outs = {
+        "q_proj": config.num_attention_heads * head_dim,
+        "v_proj": config.num_key_value_heads * head_dim,
+    }
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for layer in range(config.num_hidden_layers):
+        for name, out in outs.items():
+            prefix = f"base_model.model.model.layers.{layer}.self_attn.{name}"
+            tensors[f"{prefix}.lora_A.weight"] = (
+                torch.randn(rank, config.hidden_size, generator=gen) * 0.5
+            )
+            tensors[f"{prefix}.lora_B.weight"] = torch.randn(out, rank, generator=gen) * 0.5
+    path.mkdir(parents=True)
+    save_file(tensors, str(path / "adapter_model.safetensors"))
+    (path / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "task_type": "CAUSAL_LM",
+                "r": rank,
+                "lora_alpha": 2 * rank,
+                "lora_dropout": 0.0,
+                "target_modules": list(outs),
+                "bias": "none",
+                "fan_in_fan_out": False,
+                "base_model_name_or_path": str(base),
+                "modules_to_save": None,
+            }
+        )
+    )
     return path

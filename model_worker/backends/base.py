@@ -68,6 +68,7 @@ class Backend(Protocol):
     tokenizer: Any  # a transformers tokenizer
     max_model_len: int
     capacity: int  # requests the backend serves at once
+    can_generate: bool
     can_embed: bool
     chat_template: str | None
 
@@ -76,6 +77,10 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     def healthy(self) -> bool: ...
+
+    def running(self) -> int:
+        """Requests the engine is working on now (aborted ones leave at once)."""
+        ...
 
     def generate(self, request: GenerationRequest) -> AsyncGenerator[list[Delta], None]:
         """Yield lists of deltas (any choices) until every choice has a finish_reason.

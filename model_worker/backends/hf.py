@@ -26,6 +26,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 class HFBackend:
     name = "hf"
+    can_generate = True
     can_embed = True
 
     def __init__(
@@ -47,6 +48,7 @@ class HFBackend:
         self.max_model_len = 0
         self._model: Any = None
         self._eos_ids: frozenset[int] = frozenset()
+        self._running = 0
 
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
@@ -86,14 +88,21 @@ class HFBackend:
     def adapters(self) -> list[str]:
         return []
 
+    def running(self) -> int:
+        return self._running
+
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[list[Delta], None]:
         opts = request.options
         generator = None
         if opts.seed is not None:
             generator = torch.Generator(device="cpu").manual_seed(opts.seed % 2**64)
-        for index in range(opts.n):
-            async for delta in self._generate_one(request, index, generator):
-                yield [delta]
+        self._running += 1
+        try:
+            for index in range(opts.n):
+                async for delta in self._generate_one(request, index, generator):
+                    yield [delta]
+        finally:
+            self._running -= 1
 
     async def _generate_one(
         self, request: GenerationRequest, index: int, generator: torch.Generator | None

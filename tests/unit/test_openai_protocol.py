@@ -75,6 +75,7 @@ def test_bad_chat_fields_are_rejected(patch: dict[str, object], field: str) -> N
     [
         {"top_logprobs": 2},  # needs logprobs: true
         {"stream_options": {"include_usage": True}},  # needs stream: true
+        {"n": 2, "temperature": 0},  # greedy choices would all be the same
     ],
 )
 def test_cross_field_rules(patch: dict[str, object]) -> None:
