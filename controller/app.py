@@ -11,20 +11,13 @@ from controller.routes import ROUTES
 from controller.service import Controller
 from controller.settings import ControllerSettings
 from corral.http import install_error_handlers
-from store.base import Registry
-from store.memory import MemoryRegistry
-
-
-def open_registry(settings: ControllerSettings) -> Registry:
-    if settings.store_url:
-        raise NotImplementedError("a shared store URL is not supported yet")
-    return MemoryRegistry(ttl=settings.worker_ttl)
+from store import Registry, open_registry
 
 
 def create_app(settings: ControllerSettings, registry: Registry | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = registry or open_registry(settings)
+        store = registry or open_registry(settings.store_url, settings.worker_ttl)
         app.state.settings = settings
         app.state.controller = Controller(store, settings.policy, settings.allowed_worker_hosts)
         try:

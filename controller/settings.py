@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from controller.dispatch import Policy
@@ -15,7 +15,11 @@ class ControllerSettings(BaseSettings):
     port: int = Field(default=21001, ge=0, le=65535)
     policy: Policy = "shortest_queue"
     worker_ttl: float = Field(default=6.0, gt=0, description="seconds without a heartbeat")
-    store_url: str | None = Field(default=None, description="redis://... to share state")
+    store_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("store_url", "CORRAL_STORE_URL"),
+        description="redis://host:port/db to share state with other controllers",
+    )
     control_secret: str | None = None
     allowed_worker_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],

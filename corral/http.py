@@ -18,8 +18,10 @@ from protocol.errors import (
     CorralError,
     InternalError,
     InvalidRequest,
+    ServiceUnavailable,
     error_for_status,
 )
+from store.base import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +161,15 @@ async def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=499)  # nobody is listening; the status is for the access log
 
 
+async def _store_down(_: Request, exc: Exception) -> Response:
+    logger.warning("state store unavailable: %s", exc)
+    return error_response(
+        ServiceUnavailable(
+            "the state store is unavailable; retry shortly", code="store_unavailable"
+        )
+    )
+
+
 async def _unexpected(_: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(InternalError("internal error; see the service log"))
@@ -169,4 +180,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ClientDisconnected, _client_gone)
+    app.add_exception_handler(StoreUnavailable, _store_down)
     app.add_exception_handler(Exception, _unexpected)

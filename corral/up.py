@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--controller-port", type=int, default=21001)
     a("--worker-port", type=int, default=21002, help="first worker port; others follow")
     a("--ready-timeout", type=float, default=900.0, help="seconds to wait for every model")
+    a("--store-url", help="redis://host:port/db to keep state in Redis (default: embedded)")
     add_logging_flag(parser)
 
 
@@ -101,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        sup.start(
-            "controller", ["controller", "--host", host, "--port", str(args.controller_port), *log]
-        )
+        store = ["--store-url", args.store_url] if args.store_url else []
+        port = str(args.controller_port)
+        sup.start("controller", ["controller", "--host", host, "--port", port, *store, *log])
         for i, (model, name) in enumerate(zip(models, names, strict=True)):
             port = args.worker_port + i
             sup.start(

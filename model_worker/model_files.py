@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from corral.paths import corral_home
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ class ModelSource:
     path: Path  # a directory transformers and vLLM can load
     name: str  # the default served model name
     origin: str  # what the user named, for logs
-
-
-def corral_home() -> Path:
-    return Path(os.environ.get("CORRAL_HOME") or Path.home() / ".cache" / "corral")
 
 
 def resolve_model(name_or_path: str, home: Path | None = None) -> ModelSource:

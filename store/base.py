@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from protocol.control import Heartbeat, WorkerRegistration
 
@@ -46,6 +47,20 @@ class Registry(Protocol):
 
     async def add_in_flight(self, worker_id: str, delta: int) -> None:
         """+1 at dispatch, -1 at release; never below zero."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class EventLog(Protocol):
+    """Append-only streams of records (votes, finished conversations)."""
+
+    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
+        """Store the record durably, then return its id; raises StoreUnavailable otherwise."""
+        ...
+
+    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every record of the stream, oldest first, with its id."""
         ...
 
     async def close(self) -> None: ...

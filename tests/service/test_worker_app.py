@@ -122,7 +122,7 @@ async def test_completions_with_token_prompts_echo_and_logprobs(
             "prompt": [[5, 6, 7], [8, 9]],
             "max_tokens": 3,
             "n": 2,
-            "temperature": 0,
+            "seed": 5,
             "logprobs": 2,
         },
     )

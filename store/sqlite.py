@@ -1,0 +1,86 @@
+"""Embedded durable state: one SQLite file (WAL, fsync on commit), no server to install."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from store.base import StoreUnavailable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_stream ON events (stream, id);
+"""
+
+
+class SqliteDatabase:
+    """One connection used from a worker thread at a time; every write is committed durably."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _insert(self, sql: str, args: tuple[Any, ...]) -> int:
+        with self._lock:
+            row_id = self._conn.execute(sql, args).lastrowid
+            assert row_id is not None
+            return row_id
+
+    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return await self._off_loop(self._query, sql, args)
+
+    async def insert(self, sql: str, *args: Any) -> int:
+        """Run an INSERT (committed and fsynced before this returns); the new row's id."""
+        return await self._off_loop(self._insert, sql, args)
+
+    async def write(self, sql: str, *args: Any) -> None:
+        await self._off_loop(self._query, sql, args)
+
+    async def _off_loop(self, fn: Any, sql: str, args: tuple[Any, ...]) -> Any:
+        try:
+            return await asyncio.to_thread(fn, sql, args)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"embedded store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class SqliteEventLog:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
+        row_id = await self._db.insert(
+            "INSERT INTO events (stream, data) VALUES (?, ?)", stream, json.dumps(dict(record))
+        )
+        return str(row_id)
+
+    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._db.query(
+            "SELECT id, data FROM events WHERE stream = ? ORDER BY id", stream
+        )
+        return [(str(row_id), json.loads(data)) for row_id, data in rows]
+
+    async def close(self) -> None:
+        pass
