@@ -18,12 +18,10 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed around each test
+REDIS_TEST_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed around each use
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A real Redis (scripts/test starts one when none answers), flushed before and after."""
+def _flushed_redis() -> Iterator[str]:
     import redis
 
     client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
@@ -33,3 +31,19 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A real Redis (scripts/test starts one when none answers), flushed before and after."""
+    yield from _flushed_redis()
+
+
+@pytest.fixture(scope="module", params=["embedded", "redis"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Run a module's platform on each state backend: None = embedded, else a Redis URL
+    flushed around the module (its services share that state for the module's lifetime)."""
+    if request.param == "embedded":
+        yield None
+    else:
+        yield from _flushed_redis()

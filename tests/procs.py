@@ -18,11 +18,19 @@ import httpx
 
 
 class Service:
+    """`python -m ARGS...` by default; `program` runs something else (e.g. ["redis-server"])."""
+
     def __init__(
-        self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None
+        self,
+        name: str,
+        args: list[str],
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        program: list[str] | None = None,
     ):
         self.name = name
         self.args = args
+        self.program = program if program is not None else [sys.executable, "-m"]
         self.log_path = log_dir / f"{name}.log"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -31,7 +39,7 @@ class Service:
     def start(self) -> Service:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self.args],
+            [*self.program, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -27,13 +27,16 @@ CHAT = {
 
 
 @pytest.fixture(scope="module")
-def cluster(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def cluster(
+    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory, store_url: str | None
+) -> Iterator[dict]:
     logs = tmp_path_factory.mktemp("cluster-logs")
     cport, gport = free_port(), free_port()
     controller_url = f"http://127.0.0.1:{cport}"
+    store = ["--store-url", store_url] if store_url else []
     services: list[Service] = []
     try:
-        ctl = Service("controller", ["controller", "--port", str(cport)], logs).start()
+        ctl = Service("controller", ["controller", "--port", str(cport), *store], logs).start()
         services.append(ctl)
         ctl.wait_until(f"{controller_url}/health", 60)
         workers = []

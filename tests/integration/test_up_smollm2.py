@@ -19,9 +19,10 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def platform(tmp_path_factory: pytest.TempPathFactory, store_url: str | None) -> Iterator[dict]:
     logs = tmp_path_factory.mktemp("up-logs")
     api, ctl, worker = free_port(), free_port(), free_port()
+    store = ["--store-url", store_url] if store_url else []
     up = Service(
         "corral-up",
         [
@@ -37,6 +38,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             str(ctl),
             "--worker-port",
             str(worker),
+            *store,
         ],
         logs,
     ).start()

@@ -16,9 +16,10 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base_url(tmp_path_factory: pytest.TempPathFactory, store_url: str | None) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("up-vllm-logs")
     api = free_port()
+    store = ["--store-url", store_url] if store_url else []
     up = Service(
         "corral-up-vllm",
         [
@@ -34,6 +35,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(free_port()),
             "--worker-port",
             str(free_port()),
+            *store,
         ],
         logs,
     ).start()

@@ -38,11 +38,10 @@ def peaky_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(peaky_model: Path) -> AsyncIterator[dict[str, Any]]:
+async def stack(peaky_model: Path, store_url: str | None) -> AsyncIterator[dict[str, Any]]:
     async with contextlib.AsyncExitStack() as exit_stack:
-        ctl_url = await exit_stack.enter_async_context(
-            loopback(controller_app(ControllerSettings(worker_ttl=3.0)))
-        )
+        settings = ControllerSettings(worker_ttl=3.0, store_url=store_url)
+        ctl_url = await exit_stack.enter_async_context(loopback(controller_app(settings)))
         port = free_port()
         lora = build_tiny_lora(peaky_model.parent / "peaky-lora", peaky_model)
         app = worker_app(

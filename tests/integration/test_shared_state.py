@@ -1,0 +1,251 @@
+"""Shared state on Redis: several controllers and gateways, restarts, and Redis failures.
+
+Everything runs as real processes on loopback. The Redis servers here are the tests' own
+(free port, append-only file in a temp dir), so they can be killed and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from procs import Service, free_port
+
+from store import open_events
+
+pytestmark = pytest.mark.slow
+CHAT = {
+    "model": "tiny",
+    "messages": [{"role": "user", "content": "hi"}],
+    "max_tokens": 8,
+    "temperature": 0,
+}
+
+
+class RedisServer:
+    """A redis-server of the test's own, persisting every write to its AOF before replying."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.dir = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.service: Service | None = None
+
+    def start(self) -> RedisServer:
+        self.service = Service(
+            f"redis-{self.port}",
+            [
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            self.dir,
+            program=["redis-server"],
+        ).start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                import redis
+
+                if redis.Redis(port=self.port, socket_connect_timeout=0.5).ping():
+                    return self
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError(f"redis-server did not start:\n{self.service.log_tail()}")
+
+    def kill(self) -> None:
+        assert self.service is not None
+        self.service.signal(signal.SIGKILL)
+        assert self.service.proc is not None
+        self.service.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        if server.service is not None:
+            server.service.stop()
+
+
+def start_stack(
+    tmp: Path, model: Path, store_url: str | None, controllers: int, workers: int, gateways: int
+) -> dict:
+    """Controllers, workers and gateways; each worker and gateway knows every controller,
+    listed in a different order so that they do not all lean on the first one."""
+    store = ["--store-url", store_url] if store_url else []
+    ctl_ports = [free_port() for _ in range(controllers)]
+    ctl_urls = [f"http://127.0.0.1:{p}" for p in ctl_ports]
+    services: dict[str, list[Service]] = {"controllers": [], "workers": [], "gateways": []}
+    for i, port in enumerate(ctl_ports):
+        s = Service(f"controller{i}", ["controller", "--port", str(port), *store], tmp).start()
+        s.url = ctl_urls[i]
+        services["controllers"].append(s)
+    for s in services["controllers"]:
+        s.wait_until(f"{s.url}/health", 60)
+
+    def rotated(i: int) -> list[str]:
+        order = ctl_urls[i % controllers :] + ctl_urls[: i % controllers]
+        return [arg for url in order for arg in ("--controller-url", url)]
+
+    for i in range(workers):
+        port = free_port()
+        s = Service(
+            f"worker{i}",
+            [
+                "model_worker",
+                "--model-path",
+                str(model),
+                "--model-name",
+                "tiny",
+                "--backend",
+                "hf",
+                "--port",
+                str(port),
+                *rotated(i),
+            ],
+            tmp,
+        ).start()
+        s.url = f"http://127.0.0.1:{port}"
+        services["workers"].append(s)
+    for i in range(gateways):
+        port = free_port()
+        s = Service(f"gateway{i}", ["openai_api", "--port", str(port), *rotated(i)], tmp).start()
+        s.url = f"http://127.0.0.1:{port}"
+        services["gateways"].append(s)
+    for s in services["gateways"]:
+        s.wait_until(f"{s.url}/health", 60)
+    first = services["controllers"][0]
+    first.wait_until(f"{first.url}/internal/workers", 120, ok=lambda r: len(r.json()) == workers)
+    return services
+
+
+def stop_all(services: dict[str, list[Service]]) -> None:
+    for group in ("gateways", "workers", "controllers"):
+        for s in services[group]:
+            s.stop()
+
+
+def test_killing_a_controller_mid_load_fails_no_request(
+    tiny_model_path: Path, tmp_path: Path, redis_url: str
+) -> None:
+    stack = start_stack(tmp_path, tiny_model_path, redis_url, controllers=2, workers=2, gateways=2)
+    try:
+        gateways = [g.url for g in stack["gateways"]]
+        results: list[int] = []
+        stop = threading.Event()
+
+        def load(gateway: str) -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    results.append(
+                        client.post(f"{gateway}/v1/chat/completions", json=CHAT).status_code
+                    )
+
+        threads = [threading.Thread(target=load, args=(gateways[i % 2],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        before_kill = len(results)
+        stack["controllers"][0].signal(signal.SIGKILL)
+        time.sleep(5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        assert before_kill > 0 and len(results) > before_kill  # load ran on both sides
+        assert [s for s in results if s != 200] == []
+        # the survivor knows both workers (they moved their heartbeats over to it)
+        survivor = stack["controllers"][1]
+        survivor.wait_until(f"{survivor.url}/internal/workers", 10, ok=lambda r: len(r.json()) == 2)
+    finally:
+        stop_all(stack)
+
+
+@pytest.mark.parametrize("backend", ["embedded", "redis"])
+def test_restarted_controller_has_its_workers_back_within_a_heartbeat(
+    tiny_model_path: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    store_url = request.getfixturevalue("redis_url") if backend == "redis" else None
+    stack = start_stack(tmp_path, tiny_model_path, store_url, controllers=1, workers=1, gateways=0)
+    try:
+        ctl = stack["controllers"][0]
+        ctl.signal(signal.SIGKILL)
+        assert ctl.proc is not None
+        ctl.proc.wait(timeout=10)
+        ctl.start()  # same port, same store URL; the embedded registry starts empty
+        ctl.wait_until(f"{ctl.url}/health", 60)
+        back_at = time.monotonic()
+        ctl.wait_until(f"{ctl.url}/internal/workers", 10, ok=lambda r: len(r.json()) == 1)
+        assert time.monotonic() - back_at <= 2.0 + 1.0  # one 2 s heartbeat, plus slack
+    finally:
+        stop_all(stack)
+
+
+def test_acknowledged_votes_survive_a_redis_crash(redis_server: RedisServer) -> None:
+    async def write() -> list[str]:
+        log = open_events(redis_server.url)
+        try:
+            return [await log.append("votes", {"n": i, "winner": "model_a"}) for i in range(200)]
+        finally:
+            await log.close()
+
+    async def read() -> list[tuple[str, dict]]:
+        log = open_events(redis_server.url)
+        try:
+            return await log.read("votes")
+        finally:
+            await log.close()
+
+    acknowledged = asyncio.run(write())
+    redis_server.kill()  # SIGKILL: no chance to save anything on the way out
+    redis_server.start()
+    stored = asyncio.run(read())
+    assert [i for i, _ in stored] == acknowledged
+    assert [r["n"] for _, r in stored] == list(range(200))
+
+
+def test_redis_down_is_a_503_and_service_recovers_by_itself(
+    tiny_model_path: Path, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    stack = start_stack(
+        tmp_path, tiny_model_path, redis_server.url, controllers=1, workers=1, gateways=1
+    )
+    try:
+        gateway = stack["gateways"][0].url
+        assert (
+            httpx.post(f"{gateway}/v1/chat/completions", json=CHAT, timeout=60).status_code == 200
+        )
+        redis_server.kill()
+        r = httpx.post(f"{gateway}/v1/chat/completions", json=CHAT, timeout=60)
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "store_unavailable"
+        assert "store" in r.json()["error"]["message"]
+        redis_server.start()
+        deadline = time.monotonic() + 20
+        while True:
+            r = httpx.post(f"{gateway}/v1/chat/completions", json=CHAT, timeout=60)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert r.status_code == 200, r.text
+        for group in stack.values():  # nothing was restarted
+            assert all(s.alive() for s in group)
+    finally:
+        stop_all(stack)
