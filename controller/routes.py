@@ -61,6 +61,7 @@ async def deregister(body: Deregistration, request: Request) -> dict[str, bool]:
 async def dispatch(request: Request) -> Response:
     await require_secret(request)
     body, _ = await parse_body(request, DispatchRequest)
+    request.state.model = body.model
     reply = await _controller(request).dispatch(body)
     return Response(reply.model_dump_json(), media_type="application/json")
 
@@ -82,6 +83,12 @@ async def workers(request: Request) -> list[WorkerStatus]:
 
 async def health(request: Request) -> dict[str, Any]:
     return {"status": "ok", "policy": _controller(request).policy}
+
+
+async def ready(request: Request) -> dict[str, Any]:
+    """Can serve: the state store answers (a StoreUnavailable here is a 503)."""
+    workers = await _controller(request).registry.live_workers()
+    return {"status": "ready", "live_workers": len(workers)}
 
 
 # FastChat-compatible control endpoints, for tools written against FastChat's controller.
@@ -113,5 +120,5 @@ ROUTES: list[BaseRoute] = [
     APIRoute("/list_models", list_models, methods=["POST"], dependencies=_secured),
     APIRoute("/get_worker_address", get_worker_address, methods=["POST"], dependencies=_secured),
     APIRoute("/health", health, methods=["GET"]),
-    APIRoute("/ready", health, methods=["GET"]),
+    APIRoute("/ready", ready, methods=["GET"]),
 ]

@@ -7,6 +7,7 @@ import random
 from urllib.parse import urlsplit
 
 from controller.dispatch import POLICIES
+from controller.observe import ControllerMetrics
 from protocol.control import (
     DispatchReply,
     DispatchRequest,
@@ -15,7 +16,13 @@ from protocol.control import (
     WorkerRegistration,
     WorkerStatus,
 )
-from protocol.errors import InvalidRequest, ModelNotFound, NoWorkerAvailable, PermissionDenied
+from protocol.errors import (
+    CorralError,
+    InvalidRequest,
+    ModelNotFound,
+    NoWorkerAvailable,
+    PermissionDenied,
+)
 from store.base import Registry, WorkerRecord
 
 logger = logging.getLogger(__name__)
@@ -28,8 +35,10 @@ class Controller:
         policy: str,
         allowed_hosts: list[str],
         rng: random.Random | None = None,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.registry = registry
+        self._metrics = metrics
         self._choose = POLICIES[policy]
         self.policy = policy
         self._allowed = {h.lower() for h in allowed_hosts}
@@ -76,9 +85,16 @@ class Controller:
             and w.worker_id not in request.exclude
         ]
         if not candidates:
-            await self._no_worker(request, workers)
+            try:
+                await self._no_worker(request, workers)
+            except CorralError as exc:
+                if self._metrics is not None:
+                    self._metrics.no_worker.labels(exc.code or exc.error_type).inc()
+                raise
         chosen = self._choose(candidates, self._rng)
         await self.registry.add_in_flight(chosen.worker_id, +1)
+        if self._metrics is not None:
+            self._metrics.dispatches.labels(request.model, chosen.worker_id, self.policy).inc()
         return DispatchReply(worker_id=chosen.worker_id, url=chosen.registration.url)
 
     async def _no_worker(self, request: DispatchRequest, workers: list[WorkerRecord]) -> None:

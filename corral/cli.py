@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     from corral import up
     from model_worker import cli as worker_cli
     from openai_api import cli as api_cli
+    from openai_api import keys_cli
 
     parser = argparse.ArgumentParser(
         prog="corral", description="Serve LLaMA-family chat models: API, arena, controller."
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=api_cli.run)
 
     templates_cli.add_subparser(sub)
+    keys_cli.add_subparser(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from protocol.errors import (
     CorralError,
     InternalError,
     InvalidRequest,
+    PayloadTooLarge,
     ServiceUnavailable,
     error_for_status,
 )
@@ -55,20 +56,44 @@ async def _wait_disconnect(request: Request) -> None:
             return
 
 
-def error_response(err: CorralError) -> JSONResponse:
+def error_response(err: CorralError, request: Request | None = None) -> JSONResponse:
+    """The envelope with its status; counted by type when the app keeps metrics."""
+    metrics = getattr(request.app.state, "metrics", None) if request is not None else None
+    if metrics is not None:
+        metrics.errors.labels(err.error_type).inc()
     return JSONResponse(err.envelope(), status_code=err.status_code, headers=err.headers)
 
 
-async def parse_body(request: Request, model: type[M]) -> tuple[M, bytes]:
+async def parse_body(
+    request: Request, model: type[M], max_bytes: int | None = None
+) -> tuple[M, bytes]:
     """Validate a JSON body whatever its content-type says (curl -d sends a form type).
 
-    Returns the model and the raw bytes, which a gateway forwards unchanged.
+    Returns the model and the raw bytes, which a gateway forwards unchanged. A body over
+    `max_bytes` is refused with 413 before it is read in full.
     """
-    raw = await request.body()
+    raw = await read_body(request, max_bytes) if max_bytes else await request.body()
     try:
         return model.model_validate_json(raw), raw
     except ValidationError as exc:
         raise invalid_request(exc.errors()) from None
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(int(declared), max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body of {size}+ bytes is over the limit of {limit} bytes")
 
 
 def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
@@ -138,41 +163,40 @@ def _param_name(loc: list[Any]) -> str:
     return name
 
 
-async def _corral_error(_: Request, exc: Exception) -> Response:
+async def _corral_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CorralError)
-    return error_response(exc)
+    return error_response(exc, request)
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(validation_error(exc))
+    return error_response(validation_error(exc), request)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404:
         message = "no such route; see /docs for the API"
     err = error_for_status(exc.status_code, message)
-    return error_response(err)
+    return error_response(err, request)
 
 
 async def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=499)  # nobody is listening; the status is for the access log
 
 
-async def _store_down(_: Request, exc: Exception) -> Response:
+async def _store_down(request: Request, exc: Exception) -> Response:
     logger.warning("state store unavailable: %s", exc)
-    return error_response(
-        ServiceUnavailable(
-            "the state store is unavailable; retry shortly", code="store_unavailable"
-        )
+    err = ServiceUnavailable(
+        "the state store is unavailable; retry shortly", code="store_unavailable"
     )
+    return error_response(err, request)
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
-    return error_response(InternalError("internal error; see the service log"))
+    return error_response(InternalError("internal error; see the service log"), request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

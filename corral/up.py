@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 str(args.api_port),
                 "--controller-url",
                 controller,
+                *store,
                 *log,
             ],
         )

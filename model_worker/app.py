@@ -17,11 +17,13 @@ from starlette.responses import Response
 
 from conv_templates import match_template, resolve_template
 from corral.http import document_models, error_response, install_error_handlers
+from corral.metrics import Metrics, install_metrics
 from model_worker.backends import start_backend
 from model_worker.backends.base import Backend, BackendError
 from model_worker.framing import as_client_error
 from model_worker.limiter import AdmissionQueue
 from model_worker.model_files import ModelSource, resolve_model
+from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder
 from model_worker.registration import ControllerLink
 from model_worker.routes import BODY_MODELS, ROUTES
@@ -64,7 +66,11 @@ class WorkerState:
 
 
 def build_state(
-    settings: WorkerSettings, backend: Backend, source: ModelSource, client: httpx.AsyncClient
+    settings: WorkerSettings,
+    backend: Backend,
+    source: ModelSource,
+    client: httpx.AsyncClient,
+    metrics: Metrics,
 ) -> WorkerState:
     model_name = settings.model_name or source.name
     tok = backend.tokenizer
@@ -84,6 +90,7 @@ def build_state(
     logger.info("template %s (%s) for %s", resolution.template.name, resolution.reason, model_name)
     capacity = settings.capacity or backend.capacity
     limiter = AdmissionQueue(capacity, settings.max_queued)
+    meter = WorkerMetrics(metrics, limiter, backend.running)
     prompts = PromptBuilder(tok, resolution.template, backend.max_model_len)
     worker_id = f"{model_name}-{uuid.uuid4().hex[:8]}"
     capabilities: list[Capability] = []
@@ -99,8 +106,8 @@ def build_state(
         template=resolution.template,
         template_reason=resolution.reason,
         limiter=limiter,
-        chat=ChatServing(backend, prompts, limiter),
-        completion=CompletionServing(backend, prompts, limiter),
+        chat=ChatServing(backend, prompts, limiter, meter),
+        completion=CompletionServing(backend, prompts, limiter, meter),
         embedding=EmbeddingServing(backend, prompts, limiter),
         link=None,
     )
@@ -142,7 +149,7 @@ def create_app(
             engine = await start_backend(settings, src)
         timeout = httpx.Timeout(5.0, connect=2.0)
         async with httpx.AsyncClient(timeout=timeout) as client:
-            state = build_state(settings, engine, src, client)
+            state = build_state(settings, engine, src, client, metrics)
             app.state.worker = state
             beat = asyncio.create_task(state.link.run()) if state.link else None
             try:
@@ -156,15 +163,17 @@ def create_app(
                     await state.link.leave()
                 await engine.close()
 
+    metrics = Metrics("worker")
     app = FastAPI(title="Corral model worker", lifespan=lifespan, routes=ROUTES)
     install_error_handlers(app)
+    install_metrics(app, metrics, ROUTES)
     app.add_exception_handler(BackendError, _engine_failed)
     document_models(app, BODY_MODELS)
     return app
 
 
-async def _engine_failed(_: Request, exc: Exception) -> Response:
-    return error_response(as_client_error(exc))
+async def _engine_failed(request: Request, exc: Exception) -> Response:
+    return error_response(as_client_error(exc), request)
 
 
 async def _resolve(model_path: str) -> ModelSource:

@@ -23,6 +23,21 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
 
 
+def usage_comment(prompt_tokens: int, completion_tokens: int) -> bytes:
+    """An SSE comment (clients ignore it) ending every stream, whether or not the client asked
+    for usage: the gateway reads it for token-rate limits and metrics without parsing events."""
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+    return b": usage " + json.dumps(usage).encode() + b"\n\n"
+
+
+def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
 def as_client_error(exc: BaseException) -> CorralError:
     """What the client is told when generation fails: our own errors as they are, else 500/503."""
     if isinstance(exc, CorralError):

@@ -54,6 +54,8 @@ class PromptBuilder:
 
     def max_tokens(self, prompt_len: int, requested: int | None, param: str) -> int:
         """The completion budget; the OpenAI context-length error when it cannot fit."""
+        if prompt_len == 0:
+            raise InvalidRequest(f"the {param} is empty: there is nothing to complete", param=param)
         room = self.max_model_len - prompt_len
         if room <= 0 or (requested is not None and requested > room):
             asked = prompt_len + (requested or 0)

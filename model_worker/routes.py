@@ -49,6 +49,7 @@ def _check_generates(state: WorkerState) -> None:
 
 async def chat_completions(request: Request) -> Response:
     body, _ = await parse_body(request, ChatCompletionRequest)
+    request.state.model = body.model
     state = _state(request)
     _check_model(state, body.model)
     _check_generates(state)
@@ -57,6 +58,7 @@ async def chat_completions(request: Request) -> Response:
 
 async def completions(request: Request) -> Response:
     body, _ = await parse_body(request, CompletionRequest)
+    request.state.model = body.model
     state = _state(request)
     _check_model(state, body.model)
     _check_generates(state)
@@ -65,6 +67,7 @@ async def completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     body, _ = await parse_body(request, EmbeddingRequest)
+    request.state.model = body.model
     state = _state(request)
     _check_model(state, body.model)
     return await state.embedding(body, request)
@@ -79,6 +82,16 @@ async def health(request: Request) -> dict[str, Any]:
     if not state.backend.healthy():
         raise ServiceUnavailable("model engine is not healthy", code="engine_unhealthy")
     return {"status": "ok"}
+
+
+async def ready(request: Request) -> dict[str, Any]:
+    """Can serve: the engine is healthy and, when a controller is configured, registered."""
+    state = _state(request)
+    if not state.backend.healthy():
+        raise ServiceUnavailable("model engine is not healthy", code="engine_unhealthy")
+    if state.link is not None and not state.link.registered:
+        raise ServiceUnavailable("not registered with a controller yet", code="not_registered")
+    return {"status": "ready"}
 
 
 async def status(request: Request) -> dict[str, Any]:
@@ -128,7 +141,7 @@ ROUTES: list[BaseRoute] = [
     ),
     APIRoute("/v1/models", models, methods=["GET"]),
     APIRoute("/health", health, methods=["GET"]),
-    APIRoute("/ready", health, methods=["GET"]),
+    APIRoute("/ready", ready, methods=["GET"]),
     APIRoute("/internal/status", status, methods=["GET"]),
     APIRoute("/internal/template", template, methods=["GET"]),
 ]

@@ -12,8 +12,15 @@ from starlette.responses import JSONResponse, Response
 
 from corral.http import until_disconnect
 from model_worker.backends.base import Backend, Delta, GenerationRequest
-from model_worker.framing import SlotStreamingResponse, chat_logprob_entries, sse
+from model_worker.framing import (
+    SlotStreamingResponse,
+    chat_logprob_entries,
+    sse,
+    usage_comment,
+    usage_dict,
+)
 from model_worker.limiter import AdmissionQueue
+from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder, chat_logprobs
 from protocol.openai import (
     AssistantMessage,
@@ -27,10 +34,17 @@ from protocol.openai import (
 
 
 class ChatServing:
-    def __init__(self, backend: Backend, prompts: PromptBuilder, limiter: AdmissionQueue) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        prompts: PromptBuilder,
+        limiter: AdmissionQueue,
+        meter: WorkerMetrics,
+    ) -> None:
         self.backend = backend
         self.prompts = prompts
         self.limiter = limiter
+        self.meter = meter
 
     def prepare(self, req: ChatCompletionRequest, lora: str | None) -> GenerationRequest:
         ids = self.prompts.chat_ids(req.messages)
@@ -76,7 +90,7 @@ class ChatServing:
                 }
             )
         completion_tokens = 0
-        stream = self.backend.generate(gen)
+        stream = self.meter.metered(self.backend.generate(gen), req.model)
         try:
             async for deltas in stream:
                 for d in deltas:
@@ -92,19 +106,12 @@ class ChatServing:
                     yield sse({**head, "choices": [choice]})
         finally:
             await stream.aclose()
+        prompt_tokens = len(gen.prompt_token_ids)
         if req.include_usage():
-            prompt_tokens = len(gen.prompt_token_ids)
             yield sse(
-                {
-                    **head,
-                    "choices": [],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": prompt_tokens + completion_tokens,
-                    },
-                }
+                {**head, "choices": [], "usage": usage_dict(prompt_tokens, completion_tokens)}
             )
+        yield usage_comment(prompt_tokens, completion_tokens)
 
     def _logprobs(self, d: Delta) -> dict[str, Any]:
         return {"content": chat_logprob_entries(self.prompts.tokenizer, d.logprobs or [])}
@@ -117,7 +124,7 @@ class ChatServing:
         logprobs: list[list[Any]] = [[] for _ in range(n)]
         finish: list[Any] = [None] * n
         completion_tokens = 0
-        stream = self.backend.generate(gen)
+        stream = self.meter.metered(self.backend.generate(gen), req.model)
         try:
             async for deltas in stream:
                 for d in deltas:

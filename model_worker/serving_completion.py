@@ -12,8 +12,15 @@ from starlette.responses import JSONResponse, Response
 
 from corral.http import until_disconnect
 from model_worker.backends.base import Backend, GenerationRequest, TokenLogprob
-from model_worker.framing import SlotStreamingResponse, sse, token_text
+from model_worker.framing import (
+    SlotStreamingResponse,
+    sse,
+    token_text,
+    usage_comment,
+    usage_dict,
+)
 from model_worker.limiter import AdmissionQueue
+from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder
 from protocol.errors import InvalidRequest
 from protocol.openai import (
@@ -26,10 +33,17 @@ from protocol.openai import (
 
 
 class CompletionServing:
-    def __init__(self, backend: Backend, prompts: PromptBuilder, limiter: AdmissionQueue) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        prompts: PromptBuilder,
+        limiter: AdmissionQueue,
+        meter: WorkerMetrics,
+    ) -> None:
         self.backend = backend
         self.prompts = prompts
         self.limiter = limiter
+        self.meter = meter
 
     def prepare(self, req: CompletionRequest, lora: str | None) -> list[GenerationRequest]:
         if req.echo and req.logprobs is not None:
@@ -65,7 +79,7 @@ class CompletionServing:
                 prompt_text = self.prompts.tokenizer.decode(gen.prompt_token_ids)
                 for i in range(n):
                     yield p * n + i, prompt_text, [], None, None
-            stream = self.backend.generate(gen)
+            stream = self.meter.metered(self.backend.generate(gen), req.model)
             try:
                 async for deltas in stream:
                     for d in deltas:
@@ -94,19 +108,12 @@ class CompletionServing:
             offsets[index] = offsets.get(index, 0) + len(text)
             choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": finish}
             yield sse({**head, "choices": [choice]})
+        prompt_tokens = sum(len(g.prompt_token_ids) for g in gens)
         if req.include_usage():
-            prompt_tokens = sum(len(g.prompt_token_ids) for g in gens)
             yield sse(
-                {
-                    **head,
-                    "choices": [],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": prompt_tokens + completion_tokens,
-                    },
-                }
+                {**head, "choices": [], "usage": usage_dict(prompt_tokens, completion_tokens)}
             )
+        yield usage_comment(prompt_tokens, completion_tokens)
 
     async def _collect(
         self, req: CompletionRequest, gens: list[GenerationRequest]

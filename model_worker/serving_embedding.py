@@ -42,6 +42,8 @@ class EmbeddingServing:
                 if any(not 0 <= t < vocab for t in item):
                     raise InvalidRequest(f"token ids must be in [0, {vocab})", param="input")
                 ids = list(item)
+            if not ids:
+                raise InvalidRequest("input is empty after tokenization", param="input")
             if len(ids) > self.prompts.max_model_len:
                 raise ContextLengthExceeded(
                     f"This model's maximum context length is {self.prompts.max_model_len} "

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--api-key", dest="api_keys", action="append", help="accepted API key (repeatable)")
     a("--request-timeout", type=float, help="seconds to wait for a worker (then 504)")
     a("--max-retries", type=int, help="other workers tried when one fails before answering")
+    a("--store-url", help="redis://... to share keys and rate limits (default: embedded)")
+    a("--max-body-bytes", type=int, help="larger request bodies get 413")
+    a("--max-messages", type=int, help="chat requests with more messages get 400")
     add_logging_flag(parser)
 
 

@@ -2,13 +2,17 @@
 
 Before the first byte, a worker that refuses the connection or answers 503 is skipped and the
 request goes to another one (at most `max_retries` more). After streaming started, a failure is
-one SSE error event followed by `data: [DONE]`: never a hang, never a torn event.
+one SSE error event followed by `data: [DONE]`: never a hang, never a torn event. When the reply
+ends, its token usage (the JSON `usage`, or the `: usage` comment workers end streams with) goes
+to `on_usage` for token limits and metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from corral.http import until_disconnect
+from openai_api.observe import GatewayMetrics
 from openai_api.router import ControllerClient, no_worker
 from protocol.control import Endpoint
 from protocol.errors import CorralError, UpstreamError, UpstreamTimeout
@@ -25,25 +30,40 @@ logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
 _FORWARD_HEADERS = {"Content-Type": "application/json"}
+UsageHook = Callable[[int, int], None]  # (prompt tokens, completion tokens)
 
 
 class Relay:
     def __init__(
-        self, session: aiohttp.ClientSession, router: ControllerClient, max_retries: int
+        self,
+        session: aiohttp.ClientSession,
+        router: ControllerClient,
+        max_retries: int,
+        metrics: GatewayMetrics,
     ) -> None:
         self._session = session
         self._router = router
         self._max_retries = max_retries
+        self._metrics = metrics
 
     async def forward(
-        self, request: Request, endpoint: Endpoint, model: str, path: str, body: bytes, stream: bool
+        self,
+        request: Request,
+        endpoint: Endpoint,
+        model: str,
+        path: str,
+        body: bytes,
+        stream: bool,
+        on_usage: UsageHook,
     ) -> Response:
+        start = time.perf_counter()
         upstream, worker_id = await self._open(endpoint, model, path, body)
         release = _once(lambda: self._router.release(worker_id))
         headers = {"x-corral-worker": worker_id}
         is_sse = upstream.content_type == "text/event-stream"
         if stream and is_sse and upstream.status == 200:
-            return _RelayedStream(upstream, release, headers)
+            meter = _StreamMeter(self._metrics, model, start, on_usage)
+            return _RelayedStream(upstream, release, headers, meter)
         try:
             content = await until_disconnect(request, upstream.read())
         except TimeoutError as exc:
@@ -53,6 +73,9 @@ class Relay:
         finally:
             upstream.release()
             release()
+        if upstream.status == 200:
+            self._metrics.ttft.labels(model).observe(time.perf_counter() - start)
+            _report_usage(_json_usage(content), self._metrics, model, on_usage)
         media = upstream.headers.get("Content-Type", "application/json")
         return Response(content, status_code=upstream.status, media_type=media, headers=headers)
 
@@ -68,19 +91,77 @@ class Relay:
                 upstream = await self._session.post(url, data=body, headers=_FORWARD_HEADERS)
             except aiohttp.ClientConnectorError as exc:
                 logger.warning("worker %s unreachable (%s); trying another", target.worker_id, exc)
+                self._metrics.retries.labels("unreachable").inc()
             except TimeoutError as exc:
                 self._router.release(target.worker_id)
                 raise UpstreamTimeout(f"worker {target.worker_id} did not answer in time") from exc
             except aiohttp.ClientError as exc:
                 logger.warning("worker %s failed (%r); trying another", target.worker_id, exc)
+                self._metrics.retries.labels("failed").inc()
             else:
                 if upstream.status != 503:
                     return upstream, target.worker_id
                 upstream.release()
                 logger.info("worker %s is overloaded; trying another", target.worker_id)
+                self._metrics.retries.labels("overloaded").inc()
             self._router.release(target.worker_id)
             exclude.append(target.worker_id)
         raise no_worker(model, len(exclude))
+
+
+class _StreamMeter:
+    """Times relayed chunks and picks the usage comment out of a stream's last events."""
+
+    def __init__(self, metrics: GatewayMetrics, model: str, start: float, on_usage: UsageHook):
+        self.metrics = metrics
+        self.model = model
+        self.start = start
+        self.last = 0.0
+        self.on_usage = on_usage
+
+    def chunk(self, chunk: bytes) -> None:
+        now = time.perf_counter()
+        if self.last:
+            self.metrics.itl.labels(self.model).observe(now - self.last)
+            self.last = now
+        elif b'"role"' not in chunk:  # the role chunk comes before any token
+            self.metrics.ttft.labels(self.model).observe(now - self.start)
+            self.last = now
+        if chunk.startswith(b": usage "):
+            at = 0
+        elif (found := chunk.find(b"\n: usage ")) >= 0:
+            at = found + 1
+        else:
+            return
+        end = chunk.find(b"\n", at)
+        try:
+            usage = json.loads(chunk[at + len(b": usage ") : end])
+        except ValueError:
+            return
+        _report_usage(usage, self.metrics, self.model, self.on_usage)
+
+    def failed(self) -> None:
+        self.metrics.stream_failures.labels(self.model).inc()
+
+
+def _json_usage(content: bytes) -> dict[str, Any] | None:
+    try:
+        usage = json.loads(content).get("usage")
+    except (ValueError, AttributeError):
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+def _report_usage(
+    usage: dict[str, Any] | None, metrics: GatewayMetrics, model: str, on_usage: UsageHook
+) -> None:
+    if not usage:
+        return
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    metrics.prompt_tokens.labels(model).inc(prompt)
+    metrics.output_tokens.labels(model).inc(completion)
+    on_usage(prompt, completion)
 
 
 class _RelayedStream(StreamingResponse):
@@ -96,9 +177,10 @@ class _RelayedStream(StreamingResponse):
         upstream: aiohttp.ClientResponse,
         release: Callable[[], None],
         headers: dict[str, str],
+        meter: _StreamMeter,
     ) -> None:
         super().__init__(
-            _relay_sse(upstream),
+            _relay_sse(upstream, meter),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", **headers},
         )
@@ -133,7 +215,7 @@ async def _wait_disconnect(receive: Any) -> None:
         pass
 
 
-async def _relay_sse(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _relay_sse(upstream: aiohttp.ClientResponse, meter: _StreamMeter) -> AsyncIterator[bytes]:
     """Relay whole SSE events; a torn stream ends with an error event and [DONE]."""
     pending = b""
     failure: CorralError | None = None
@@ -142,14 +224,14 @@ async def _relay_sse(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         async for chunk in upstream.content.iter_any():
             if pending:
                 chunk, pending = pending + chunk, b""
-            if chunk.endswith(b"\n\n"):
-                done = chunk.endswith(DONE)
-                yield chunk
-                continue
-            cut = chunk.rfind(b"\n\n") + 2
-            if cut > 1:
-                yield chunk[:cut]
-            pending = chunk[cut:] if cut > 1 else chunk
+            if not chunk.endswith(b"\n\n"):
+                cut = chunk.rfind(b"\n\n") + 2
+                chunk, pending = (chunk[:cut], chunk[cut:]) if cut > 1 else (b"", chunk)
+                if not chunk:
+                    continue
+            done = chunk.endswith(DONE)
+            meter.chunk(chunk)
+            yield chunk
     except TimeoutError:
         failure = UpstreamTimeout("the worker stopped sending tokens (timeout)")
     except aiohttp.ClientError as exc:
@@ -158,6 +240,7 @@ async def _relay_sse(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         failure = UpstreamError("the worker ended the stream early")
     if failure is not None:
         logger.warning("stream from worker failed: %s", failure.message)
+        meter.failed()
         yield failure.sse_event() + DONE
 
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # The most stop strings / stop ids a request may carry; OpenAI allows 4 strings, engines more.
 MAX_STOP = 16
+# Temperatures below this decode greedily (as in vLLM): dividing logits by them overflows.
+GREEDY_TEMPERATURE = 1e-5
 
 
 def random_id(prefix: str) -> str:
@@ -71,7 +73,7 @@ class SamplingFields(OpenAIModel):
     # extra: engine sampling controls, as vLLM names them
     top_k: int = Field(default=-1, ge=-1)
     min_p: float = Field(default=0.0, ge=0.0, le=1.0)
-    repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0)
+    repetition_penalty: float = Field(default=1.0, ge=0.01, le=10.0)
     stop_token_ids: list[int] = Field(default_factory=list, max_length=MAX_STOP)
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
@@ -94,7 +96,7 @@ class SamplingFields(OpenAIModel):
 
     @model_validator(mode="after")
     def _greedy_means_one_choice(self) -> SamplingFields:
-        if self.n > 1 and self.temperature == 0:
+        if self.n > 1 and self.temperature < GREEDY_TEMPERATURE:
             raise ValueError("n > 1 needs temperature > 0: greedy decoding repeats one answer")
         return self
 

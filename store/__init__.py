@@ -1,22 +1,35 @@
 """State backends behind small interfaces: embedded (one host, no server) and Redis (shared).
 
-`open_registry` / `open_events` pick the backend from a URL: none (embedded: the controller's
-memory for the registry, a SQLite file under $CORRAL_HOME for events), `sqlite:///path`, or
-`redis://host:port/db`.
+The `open_*` functions pick the backend from a URL: none (embedded: the controller's memory for
+the registry, a gateway's memory for rate-limit buckets, a SQLite file under $CORRAL_HOME for
+events and API keys), `sqlite:///path`, or `redis://host:port/db`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from store.base import EventLog, Registry, StoreUnavailable, WorkerRecord
+from store.base import (
+    ApiKey,
+    EventLog,
+    KeyStore,
+    RateLimiter,
+    Registry,
+    StoreUnavailable,
+    WorkerRecord,
+)
 
 __all__ = [
+    "ApiKey",
     "EventLog",
+    "KeyStore",
+    "RateLimiter",
     "Registry",
     "StoreUnavailable",
     "WorkerRecord",
     "open_events",
+    "open_keys",
+    "open_limiter",
     "open_registry",
 ]
 
@@ -43,6 +56,27 @@ def open_events(url: str | None) -> EventLog:
     from store.sqlite import SqliteDatabase, SqliteEventLog
 
     return SqliteEventLog(SqliteDatabase(_sqlite_path(url)))
+
+
+def open_keys(url: str | None) -> KeyStore:
+    if _is_redis(url):
+        from store.redis import RedisKeyStore, connect
+
+        return RedisKeyStore(connect(url))  # type: ignore[arg-type]
+    from store.sqlite import SqliteDatabase, SqliteKeyStore
+
+    return SqliteKeyStore(SqliteDatabase(_sqlite_path(url)))
+
+
+def open_limiter(url: str | None) -> RateLimiter:
+    """Redis buckets are shared by every gateway; embedded ones live in this gateway alone."""
+    if _is_redis(url):
+        from store.redis import RedisRateLimiter, connect
+
+        return RedisRateLimiter(connect(url))  # type: ignore[arg-type]
+    from store.memory_limits import MemoryRateLimiter
+
+    return MemoryRateLimiter()
 
 
 def _sqlite_path(url: str | None) -> Path:

@@ -64,3 +64,58 @@ class EventLog(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass
+class ApiKey:
+    """An API key as stored: never the secret itself, only its SHA-256 digest."""
+
+    id: str
+    name: str
+    prefix: str  # the secret's first characters, to tell keys apart in listings
+    digest: str
+    models: list[str] | None = None  # None: every model
+    rpm: int | None = None  # requests per minute; None: unlimited
+    tpm: int | None = None  # tokens (prompt + completion) per minute; None: unlimited
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class KeyStore(Protocol):
+    async def create(
+        self, name: str, models: list[str] | None, rpm: int | None, tpm: int | None
+    ) -> tuple[str, ApiKey]:
+        """A new key: the secret (shown once, never stored) and its record."""
+        ...
+
+    async def list(self) -> list[ApiKey]: ...
+
+    async def revoke(self, key_id: str) -> bool: ...
+
+    async def lookup(self, secret: str) -> ApiKey | None:
+        """The active key with this secret, if any."""
+        ...
+
+    async def any_keys(self) -> bool:
+        """Whether any key was ever created: from then on the gateway requires keys, even
+        when every key has been revoked (revoking the last key must not open the gateway)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets: `capacity` tokens, refilled at `per_second`, shared by everyone using
+    the same store."""
+
+    async def take(
+        self, bucket: str, capacity: float, per_second: float, cost: float, require: float
+    ) -> float:
+        """Refill, then if the level is at least `require` take `cost` (the level may go
+        negative) and return 0; else take nothing and return the seconds until it would be."""
+        ...
+
+    async def close(self) -> None: ...

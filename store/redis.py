@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -22,7 +23,8 @@ from redis.retry import Retry
 
 from protocol.control import Heartbeat, WorkerRegistration
 from store import keys
-from store.base import StoreUnavailable, WorkerRecord
+from store.apikeys import digest, new_key
+from store.base import ApiKey, StoreUnavailable, WorkerRecord
 
 # +delta on in_flight, never below zero; dispatches counted too. Runs atomically in Redis.
 _ADD_IN_FLIGHT = """
@@ -30,6 +32,24 @@ local n = redis.call('HINCRBY', KEYS[1], 'in_flight', ARGV[1])
 if n < 0 then redis.call('HSET', KEYS[1], 'in_flight', 0) end
 if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'dispatched_total', ARGV[1]) end
 return n
+"""
+
+
+# A token bucket (see store.base.RateLimiter.take), on Redis' clock so every gateway agrees.
+_TAKE = """
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cost, require = tonumber(ARGV[3]), tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local state = redis.call('HMGET', KEYS[1], 'level', 'updated')
+local level, updated = tonumber(state[1]), tonumber(state[2])
+if level == nil then level, updated = capacity, now end
+level = math.min(capacity, level + (now - updated) * rate)
+local wait = 0
+if level < require then wait = (require - level) / rate else level = level - cost end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return tostring(wait)
 """
 
 
@@ -155,6 +175,79 @@ class RedisEventLog:
         async with _guard():
             entries: Any = await self._r.xrange(keys.events(stream))
         return [(str(entry_id), json.loads(fields["data"])) for entry_id, fields in entries]
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+class RedisKeyStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._r = redis
+
+    async def create(
+        self, name: str, models: list[str] | None, rpm: int | None, tpm: int | None
+    ) -> tuple[str, ApiKey]:
+        secret, record = new_key(name, models, rpm, tpm)
+        async with _guard():
+            pipe = self._r.pipeline(transaction=True)
+            pipe.hset(keys.API_KEYS, record.id, json.dumps(record.to_json()))
+            pipe.set(keys.api_key_hash(record.digest), record.id)
+            await pipe.execute()
+        return secret, record
+
+    async def list(self) -> list[ApiKey]:
+        async with _guard():
+            raw: Any = await self._r.hgetall(keys.API_KEYS)
+        records = [ApiKey(**json.loads(doc)) for doc in raw.values()]
+        return sorted(records, key=lambda k: k.created_at)
+
+    async def revoke(self, key_id: str) -> bool:
+        async with _guard():
+            doc: Any = await self._r.hget(keys.API_KEYS, key_id)
+            if doc is None:
+                return False
+            record = ApiKey(**json.loads(doc))
+            if record.revoked_at is None:
+                record.revoked_at = time.time()
+                pipe = self._r.pipeline(transaction=True)
+                pipe.hset(keys.API_KEYS, key_id, json.dumps(record.to_json()))
+                pipe.delete(keys.api_key_hash(record.digest))
+                await pipe.execute()
+            return True
+
+    async def lookup(self, secret: str) -> ApiKey | None:
+        async with _guard():
+            key_id: Any = await self._r.get(keys.api_key_hash(digest(secret)))
+            if key_id is None:
+                return None
+            doc: Any = await self._r.hget(keys.API_KEYS, key_id)
+        if doc is None:
+            return None
+        record = ApiKey(**json.loads(doc))
+        return record if record.revoked_at is None else None
+
+    async def any_keys(self) -> bool:
+        async with _guard():
+            return bool(await self._r.hlen(keys.API_KEYS))
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._r = redis
+        self._take = redis.register_script(_TAKE)
+
+    async def take(
+        self, bucket: str, capacity: float, per_second: float, cost: float, require: float
+    ) -> float:
+        async with _guard():
+            wait = await self._take(
+                keys=[keys.bucket(bucket)],
+                args=[capacity, per_second, cost, require, keys.BUCKET_TTL_S],
+            )
+        return float(wait)
 
     async def close(self) -> None:
         await self._r.aclose()

@@ -6,11 +6,13 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from store.base import StoreUnavailable
+from store.apikeys import digest, new_key
+from store.base import ApiKey, StoreUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -19,6 +21,11 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_stream ON events (stream, id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL
+);
 """
 
 
@@ -81,6 +88,52 @@ class SqliteEventLog:
             "SELECT id, data FROM events WHERE stream = ? ORDER BY id", stream
         )
         return [(str(row_id), json.loads(data)) for row_id, data in rows]
+
+    async def close(self) -> None:
+        pass
+
+
+class SqliteKeyStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def create(
+        self, name: str, models: list[str] | None, rpm: int | None, tpm: int | None
+    ) -> tuple[str, ApiKey]:
+        secret, record = new_key(name, models, rpm, tpm)
+        await self._db.insert(
+            "INSERT INTO api_keys (id, digest, data) VALUES (?, ?, ?)",
+            record.id,
+            record.digest,
+            json.dumps(record.to_json()),
+        )
+        return secret, record
+
+    async def list(self) -> list[ApiKey]:
+        rows = await self._db.query("SELECT data FROM api_keys ORDER BY rowid")
+        return [ApiKey(**json.loads(data)) for (data,) in rows]
+
+    async def revoke(self, key_id: str) -> bool:
+        rows = await self._db.query("SELECT data FROM api_keys WHERE id = ?", key_id)
+        if not rows:
+            return False
+        record = ApiKey(**json.loads(rows[0][0]))
+        if record.revoked_at is None:
+            record.revoked_at = time.time()
+            await self._db.write(
+                "UPDATE api_keys SET data = ? WHERE id = ?", json.dumps(record.to_json()), key_id
+            )
+        return True
+
+    async def lookup(self, secret: str) -> ApiKey | None:
+        rows = await self._db.query("SELECT data FROM api_keys WHERE digest = ?", digest(secret))
+        if not rows:
+            return None
+        record = ApiKey(**json.loads(rows[0][0]))
+        return record if record.revoked_at is None else None
+
+    async def any_keys(self) -> bool:
+        return bool(await self._db.query("SELECT 1 FROM api_keys LIMIT 1"))
 
     async def close(self) -> None:
         pass

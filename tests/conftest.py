@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_model import build_tiny_llama
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Embedded state (API keys, votes) goes to a file of this test session's own, never to
+    the user's $CORRAL_HOME; processes the tests start inherit it."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="corral-tests-"))
+    os.environ["CORRAL_STORE_URL"] = f"sqlite:///{folder / 'corral.db'}"
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def sse_events(text: str) -> list[Any]:
     """Parse an SSE body into JSON payloads, with the literal "[DONE]" kept as a string."""
     events: list[Any] = []
     for block in text.split("\n\n"):
-        if not block.strip():
+        if not block.strip() or block.startswith(":"):  # blank, or an SSE comment
             continue
         assert block.startswith("data: "), block
         data = block[len("data: ") :]
@@ -62,3 +62,82 @@ async def loopback(app: Any, port: int = 0) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+class FakeGateway:
+    """An OpenAI-compatible stub for the web UI's tests: /v1/models and streamed chat.
+
+    `models` maps a name to its behaviour: a list of text pieces streamed one per chunk, then
+    finish_reason "stop"; or a dict with "pieces" and optionally "status" (answer that HTTP
+    error up front) or "fail_after" (send that many pieces, then an SSE error event and
+    [DONE]). Serve `.app` with `loopback`; `.requests` keeps every chat body received, and
+    `.max_in_flight` the most chat requests that were open at once.
+    """
+
+    def __init__(self, models: dict[str, Any], delay: float = 0.02) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response, StreamingResponse
+        from starlette.routing import Route
+
+        self.models = models
+        self.delay = delay
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+        def error(status: int, message: str) -> dict[str, Any]:
+            return {"error": {"message": message, "type": "error", "param": None, "code": status}}
+
+        async def list_models(request: Request) -> Response:
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "x"} for m in models]
+            return JSONResponse({"object": "list", "data": data})
+
+        async def chat(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            spec = models.get(body["model"])
+            if spec is None:
+                return JSONResponse(error(404, f"model {body['model']} not found"), 404)
+            if isinstance(spec, list):
+                spec = {"pieces": spec}
+            if spec.get("status"):
+                msg = f"no worker for model {body['model']}"
+                return JSONResponse(error(spec["status"], msg), spec["status"])
+
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+                doc = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                return f"data: {json.dumps(doc)}\n\n".encode()
+
+            async def events() -> AsyncIterator[bytes]:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    yield chunk({"role": "assistant", "content": ""})
+                    for i, piece in enumerate(spec["pieces"]):
+                        if spec.get("fail_after") == i:
+                            failure = error(502, f"worker for {body['model']} failed")
+                            yield f"data: {json.dumps(failure)}\n\n".encode()
+                            yield b"data: [DONE]\n\n"
+                            return
+                        await asyncio.sleep(self.delay)
+                        yield chunk({"content": piece})
+                    yield chunk({}, "stop")
+                    yield b"data: [DONE]\n\n"
+                finally:
+                    self.in_flight -= 1
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        self.app = Starlette(
+            routes=[
+                Route("/v1/models", list_models),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
+            ]
+        )

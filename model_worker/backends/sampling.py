@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from model_worker.backends.base import SamplingOptions, TokenLogprob
+from protocol.openai import GREEDY_TEMPERATURE
 
 
 def apply_penalties(
@@ -30,7 +31,7 @@ def apply_penalties(
 
 def sample(logits: torch.Tensor, opts: SamplingOptions, generator: torch.Generator | None) -> int:
     """One token id from processed logits: greedy at temperature 0, else top-k/top-p/min-p."""
-    if opts.temperature == 0.0:
+    if opts.temperature < GREEDY_TEMPERATURE:
         return int(torch.argmax(logits))
     logits = logits / opts.temperature
     if opts.top_k > 0 and opts.top_k < logits.numel():

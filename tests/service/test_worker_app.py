@@ -243,3 +243,20 @@ async def test_models_health_and_status(worker: httpx.AsyncClient) -> None:
     status = (await worker.get("/internal/status")).json()
     assert status["capacity"] == 2 and status["backend"] == "hf"
     assert status["template"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/completions", {"model": "tiny", "prompt": ""}, "prompt"),
+        ("/v1/completions", {"model": "tiny", "prompt": ["a", ""]}, "prompt"),
+        ("/v1/embeddings", {"model": "tiny", "input": ["a", ""]}, "input"),
+    ],
+)
+async def test_empty_prompts_are_400_not_500(
+    worker: httpx.AsyncClient, path: str, body: dict[str, Any], param: str
+) -> None:
+    """Found by the schemathesis run: an empty prompt used to reach the model."""
+    r = await worker.post(path, json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == param

@@ -61,6 +61,7 @@ def test_max_completion_tokens_wins_over_max_tokens() -> None:
         ({"stop": [""]}, "stop"),
         ({"stop": ["s"] * 17}, "stop"),
         ({"top_logprobs": 21, "logprobs": True}, "top_logprobs"),
+        ({"repetition_penalty": 5e-324}, "repetition_penalty"),  # found by schemathesis
         ({"model": ""}, "model"),
     ],
 )

@@ -64,3 +64,9 @@ def test_token_logprob_matches_log_softmax() -> None:
     expected = 1.0 - math.log(math.exp(1) + math.exp(2) + math.exp(3))
     assert math.isclose(lp.logprob, expected, rel_tol=1e-6)
     assert [t for t, _ in lp.top] == [2, 1]
+
+
+def test_vanishing_temperature_is_greedy_not_nan() -> None:
+    """Found by schemathesis: temperature 5e-324 divided logits into infinities."""
+    logits = torch.tensor([0.5, 1.5, 1.0])
+    assert sample(logits, opts(temperature=5e-324), torch.Generator().manual_seed(0)) == 1

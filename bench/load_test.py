@@ -1,0 +1,193 @@
+"""Load test (issue: Hardening), loopback only, bounded in time and count.
+
+Two workers on a fast tiny model, one controller, one gateway. N concurrent streaming
+clients (default 200) hammer the gateway for a fixed time (default 60 s); then the same
+clients call the workers directly for a shorter baseline. Reports failed requests, TTFT
+percentiles on both paths (the difference is what the gateway adds under this load), and the
+gateway's resident memory over the run (growth between the first and last tenth).
+
+    .venv/bin/python bench/load_test.py [--clients 200] [--seconds 60] [--baseline-seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psutil
+from common import Service, build_tiny_llama, free_port, pct
+
+BODY = {
+    "model": "tiny",
+    "messages": [{"role": "user", "content": "hi"}],
+    "max_tokens": 16,
+    "min_tokens": 16,
+    "temperature": 0,
+    "stream": True,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--baseline-seconds", type=float, default=20)
+    p.add_argument("--max-requests", type=int, default=100_000, help="a bound on the total")
+    p.add_argument("--out", type=Path, default=Path("bench/results/load_test.json"))
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="corral-load-"))
+    model = build_tiny_llama(tmp / "tiny-fast", layers=1, hidden=64)
+    cport, gport = free_port(), free_port()
+    ctl = f"http://127.0.0.1:{cport}"
+    worker_ports = [free_port(), free_port()]
+    quiet = ["--log-level", "warning"]
+    services = [Service("controller", ["controller", "--port", str(cport), *quiet], tmp)]
+    for i, port in enumerate(worker_ports):
+        services.append(
+            Service(
+                f"worker{i}",
+                [
+                    "model_worker",
+                    "--model-path",
+                    str(model),
+                    "--model-name",
+                    "tiny",
+                    "--backend",
+                    "hf",
+                    "--port",
+                    str(port),
+                    "--controller-url",
+                    ctl,
+                    "--capacity",
+                    str(args.clients),
+                    "--max-queued",
+                    str(args.clients),
+                    *quiet,
+                ],
+                tmp,
+            )
+        )
+    gateway = Service(
+        "gateway", ["openai_api", "--port", str(gport), "--controller-url", ctl, *quiet], tmp
+    )
+    services.append(gateway)
+    try:
+        for s in services:
+            s.start()
+        services[0].wait_until(f"{ctl}/internal/workers", 300, ok=lambda r: len(r.json()) == 2)
+        gateway.wait_until(f"http://127.0.0.1:{gport}/health", 60)
+        report = asyncio.run(
+            run(
+                args,
+                f"http://127.0.0.1:{gport}",
+                [f"http://127.0.0.1:{p}" for p in worker_ports],
+                gateway.pid,
+            )
+        )
+    finally:
+        for s in reversed(services):
+            s.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "rss_mb"}, indent=2))
+    print(f"written to {args.out}")
+
+
+async def run(args: argparse.Namespace, gateway: str, workers: list[str], gateway_pid: int) -> dict:
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await phase(session, [gateway], 8, 3, 100)  # warm both paths
+        await phase(session, workers, 8, 3, 100)
+        rss: list[float] = []
+        sampler = asyncio.create_task(sample_rss(gateway_pid, rss))
+        via = await phase(session, [gateway], args.clients, args.seconds, args.max_requests)
+        sampler.cancel()
+        direct = await phase(
+            session, workers, args.clients, args.baseline_seconds, args.max_requests
+        )
+    tenth = max(1, len(rss) // 10)
+    first, last = statistics.mean(rss[:tenth]), statistics.mean(rss[-tenth:])
+    report = {
+        "clients": args.clients,
+        "gateway": summary(via),
+        "direct": summary(direct),
+        "rss_mb": rss,
+        "gateway_rss_first_mb": first,
+        "gateway_rss_last_mb": last,
+        "gateway_rss_growth": (last - first) / first,
+    }
+    report["added_ttft_p50_ms"] = report["gateway"]["ttft_p50_ms"] - report["direct"]["ttft_p50_ms"]
+    report["added_ttft_p99_ms"] = report["gateway"]["ttft_p99_ms"] - report["direct"]["ttft_p99_ms"]
+    return report
+
+
+async def phase(
+    session: aiohttp.ClientSession,
+    bases: list[str],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+) -> dict:
+    stop_at = time.monotonic() + seconds
+    results: dict = {"ttft": [], "ok": 0, "failed": 0, "errors": {}}
+
+    async def client(i: int) -> None:
+        url = f"{bases[i % len(bases)]}/v1/chat/completions"
+        while time.monotonic() < stop_at and results["ok"] + results["failed"] < max_requests:
+            start = time.perf_counter()
+            ttft = None
+            ok = False
+            try:
+                async with session.post(url, json=BODY) as r:
+                    async for line in r.content:
+                        if ttft is None and line.startswith(b"data: {") and b'"role"' not in line:
+                            ttft = time.perf_counter() - start
+                        if line.startswith(b"data: [DONE]"):
+                            ok = r.status == 200
+                        if b'"error"' in line:
+                            ok = False
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                results["errors"][type(exc).__name__] = (
+                    results["errors"].get(type(exc).__name__, 0) + 1
+                )
+            if ok and ttft is not None:
+                results["ok"] += 1
+                results["ttft"].append(ttft)
+            else:
+                results["failed"] += 1
+
+    began = time.monotonic()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    results["seconds"] = time.monotonic() - began
+    return results
+
+
+def summary(results: dict) -> dict:
+    ttft = results["ttft"]
+    return {
+        "requests_ok": results["ok"],
+        "requests_failed": results["failed"],
+        "errors": results["errors"],
+        "requests_per_s": results["ok"] / results["seconds"],
+        "ttft_p50_ms": pct(ttft, 50) * 1e3,
+        "ttft_p99_ms": pct(ttft, 99) * 1e3,
+    }
+
+
+async def sample_rss(pid: int, into: list[float]) -> None:
+    process = psutil.Process(pid)
+    while True:
+        into.append(process.memory_info().rss / 2**20)
+        await asyncio.sleep(1.0)
+
+
+if __name__ == "__main__":
+    main()

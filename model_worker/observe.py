@@ -1,0 +1,59 @@
+"""The worker's own metrics: time to first token, inter-token latency, tokens, load."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+
+from prometheus_client import Gauge
+
+from corral.metrics import Metrics
+from model_worker.backends.base import Delta
+from model_worker.limiter import AdmissionQueue
+
+
+class WorkerMetrics:
+    def __init__(self, metrics: Metrics, limiter: AdmissionQueue, running: object) -> None:
+        self.ttft = metrics.histogram("ttft_seconds", "request start to first token", ["model"])
+        self.itl = metrics.histogram("inter_token_seconds", "between streamed tokens", ["model"])
+        self.tokens = metrics.counter("output_tokens", "generated tokens", ["model"])
+        in_flight = Gauge(
+            "corral_worker_in_flight", "requests running or queued", registry=metrics.registry
+        )
+        queued = Gauge(
+            "corral_worker_queued", "requests waiting for a slot", registry=metrics.registry
+        )
+        engine = Gauge(
+            "corral_worker_engine_running", "requests inside the engine", registry=metrics.registry
+        )
+
+        def refresh() -> None:
+            in_flight.set(limiter.in_flight)
+            queued.set(limiter.queued)
+            engine.set(running())  # type: ignore[operator]
+
+        metrics.before_scrape.append(refresh)
+
+    async def metered(
+        self, stream: AsyncGenerator[list[Delta], None], model: str
+    ) -> AsyncGenerator[list[Delta], None]:
+        """Pass the backend's deltas through, timing tokens as they come."""
+        start = last = time.perf_counter()
+        first = True
+        tokens = 0
+        try:
+            async for deltas in stream:
+                now = time.perf_counter()
+                count = sum(len(d.token_ids) for d in deltas)
+                if count:
+                    if first:
+                        self.ttft.labels(model).observe(now - start)
+                        first = False
+                    else:
+                        self.itl.labels(model).observe(now - last)
+                    last = now
+                    tokens += count
+                yield deltas
+        finally:
+            self.tokens.labels(model).inc(tokens)
+            await stream.aclose()
