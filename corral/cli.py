@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from model_worker import cli as worker_cli
     from openai_api import cli as api_cli
     from openai_api import keys_cli
+    from webui import cli as webui_cli
 
     parser = argparse.ArgumentParser(
         prog="corral", description="Serve LLaMA-family chat models: API, arena, controller."
@@ -36,8 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     api_cli.add_arguments(p)
     p.set_defaults(func=api_cli.run)
 
+    p = sub.add_parser("webui", help="run the web UI (chat, arena, leaderboard)")
+    webui_cli.add_arguments(p)
+    p.set_defaults(func=webui_cli.run)
+
     templates_cli.add_subparser(sub)
     keys_cli.add_subparser(sub)
+    webui_cli.add_leaderboard_subparser(sub)
     return parser
 
 

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--worker-port", type=int, default=21002, help="first worker port; others follow")
     a("--ready-timeout", type=float, default=900.0, help="seconds to wait for every model")
     a("--store-url", help="redis://host:port/db to keep state in Redis (default: embedded)")
+    a("--webui-port", type=int, default=7860)
+    a("--no-webui", dest="webui", action="store_false", help="do not start the web UI")
     add_logging_flag(parser)
 
 
@@ -143,9 +145,29 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"corral: controller {controller}  api {api}/v1  models {', '.join(names)}", flush=True
         )
-        if not _wait_ready(api, set(names), sup, args.ready_timeout):
+        if not _wait_ready(f"{api}/v1/models", names, sup, args.ready_timeout):
             return 1
-        print(f"corral: ready - OpenAI API at {api}/v1 serving {', '.join(names)}", flush=True)
+        web = ""
+        if args.webui:
+            webui = f"http://{host}:{args.webui_port}"
+            sup.start(
+                "webui",
+                [
+                    "webui",
+                    "--host",
+                    host,
+                    "--port",
+                    str(args.webui_port),
+                    "--api-url",
+                    f"{api}/v1",
+                    *store,
+                    *log,
+                ],
+            )
+            if not _wait_ready(f"{webui}/health", None, sup, 120):
+                return 1
+            web = f", web UI at {webui}"
+        print(f"corral: ready - OpenAI API at {api}/v1 serving {', '.join(names)}{web}", flush=True)
         while not sup.dead():
             time.sleep(0.5)
         print(f"corral: a service stopped: {', '.join(sup.dead())}; stopping", file=sys.stderr)
@@ -158,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         sup.stop()
 
 
-def _wait_ready(api: str, names: set[str], sup: Supervisor, timeout: float) -> bool:
+def _wait_ready(url: str, models: list[str] | None, sup: Supervisor, timeout: float) -> bool:
+    """Poll `url` until it answers 200 (and, for /v1/models, lists every model)."""
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
@@ -166,8 +189,10 @@ def _wait_ready(api: str, names: set[str], sup: Supervisor, timeout: float) -> b
                 print(f"corral: failed to start: {', '.join(sup.dead())}", file=sys.stderr)
                 return False
             try:
-                listed = {m["id"] for m in client.get(f"{api}/v1/models").json()["data"]}
-                if names <= listed:
+                r = client.get(url)
+                if r.status_code == 200 and (
+                    models is None or set(models) <= {m["id"] for m in r.json()["data"]}
+                ):
                     return True
             except (httpx.HTTPError, KeyError, ValueError):
                 pass

@@ -38,6 +38,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, store_url: str | None) ->
             str(ctl),
             "--worker-port",
             str(worker),
+            "--webui-port",
+            str(free_port()),
             *store,
         ],
         logs,
@@ -155,7 +157,7 @@ def test_sigint_stops_every_child(platform: dict) -> None:
     """Last test of the module: Ctrl-C leaves no process behind."""
     up: Service = platform["service"]
     kids = children_of(up.pid)
-    assert len(kids) == 3  # controller, worker, api
+    assert len(kids) == 4  # controller, worker, api, webui
     up.signal(signal.SIGINT)
     assert up.proc is not None
     assert up.proc.wait(timeout=30) == 0

@@ -35,6 +35,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, store_url: str | None) ->
             str(free_port()),
             "--worker-port",
             str(free_port()),
+            "--no-webui",
             *store,
         ],
         logs,

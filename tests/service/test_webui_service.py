@@ -1,0 +1,323 @@
+"""The arena without a browser: WebUI against a fake OpenAI-compatible gateway on loopback.
+
+Both sides stream at once, one side failing closes the round, votes are acknowledged only
+once stored, names stay hidden until then, and limits refuse with a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import FakeGateway, loopback
+
+from store import StoreUnavailable, open_events
+from webui.arena import Chat, Phase, Refused, Round
+from webui.gateway import Sampling
+from webui.sampling import ArenaConfigError
+from webui.service import Client, GatewayUnavailable, WebUI
+from webui.settings import WebUISettings
+
+PIECES = ["The ", "answer ", "is ", "four", "."]
+ME = Client(session="session-1", ip="203.0.113.7")
+
+
+@contextlib.asynccontextmanager
+async def running(
+    models: dict[str, Any], tmp_path: Path, delay: float = 0.02, **settings: Any
+) -> AsyncIterator[tuple[WebUI, FakeGateway]]:
+    fake = FakeGateway(models, delay=delay)
+    async with loopback(fake.app) as url:
+        defaults: dict[str, Any] = {
+            "api_url": f"{url}/v1",
+            "store_url": f"sqlite:///{tmp_path / 'corral.db'}",
+            "startup_timeout": 2.0,
+            "ip_hash_salt": "pepper",
+        }
+        ui = WebUI(WebUISettings(**{**defaults, **settings}), rng=random.Random(0))
+        await ui.open()
+        try:
+            yield ui, fake
+        finally:
+            await ui.close()
+
+
+async def play(ui: WebUI, rnd: Round, prompt: str = "What is 2+2?") -> list[str]:
+    return [notice async for notice in ui.send(rnd, prompt, ME)]
+
+
+async def test_both_sides_stream_at_the_same_time(tmp_path: Path) -> None:
+    models = {"m-left": PIECES, "m-right": [p.upper() for p in PIECES]}
+    async with running(models, tmp_path, delay=0.05) as (ui, fake):
+        rnd = await ui.new_battle()
+        snapshots = []
+        async for _ in ui.send(rnd, "What is 2+2?", ME):
+            snapshots.append(tuple(len(s.messages[-1]["content"]) for s in rnd.sides))
+        assert fake.max_in_flight == 2
+        full = len("".join(PIECES))
+        assert any(0 < a < full and 0 < b < full for a, b in snapshots), snapshots
+        assert rnd.phase is Phase.READY
+        texts = {s.model: s.messages[-1]["content"] for s in rnd.sides}
+        assert texts == {"m-left": "The answer is four.", "m-right": "THE ANSWER IS FOUR."}
+        # both sides got the same prompt and the arena's sampling parameters
+        assert [r["messages"] for r in fake.requests] == [
+            [{"role": "user", "content": "What is 2+2?"}]
+        ] * 2
+        assert {(r["temperature"], r["max_tokens"], r["stream"]) for r in fake.requests} == {
+            (0.7, 512, True)
+        }
+        logged = await ui.events.read("conversations")
+        assert len(logged) == 1
+        record = logged[0][1]
+        assert record["conversation_id"] == rnd.conversation_id
+        assert [s["model"] for s in record["sides"]] == list(rnd.models)
+        assert record["mode"] == "battle" and record["anonymous"] is True
+
+
+async def test_one_side_failing_mid_stream_closes_the_round(tmp_path: Path) -> None:
+    models = {"steady": PIECES, "flaky": {"pieces": PIECES, "fail_after": 2}}
+    async with running(models, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        notices = await play(ui, rnd)
+        assert rnd.phase is Phase.FAILED
+        flaky = rnd.models.index("flaky")
+        side = rnd.sides[flaky]
+        assert side.messages[-1]["content"] == "The answer "  # what came before the error
+        assert side.error is not None and "failed" in side.error
+        assert "flaky" not in side.error  # the name stays hidden: "worker for Model X failed"
+        assert rnd.sides[1 - flaky].finish_reason == "stop"
+        assert "cannot be voted on" in notices[-1]
+        with pytest.raises(Refused, match="A model failed"):
+            await ui.vote(rnd, "model_a", ME)
+        assert await ui.events.read("votes") == []
+        (_, record), *_ = await ui.events.read("conversations")
+        assert record["sides"][flaky]["error"] == side.error
+
+
+async def test_a_side_refused_up_front_fails_too(tmp_path: Path) -> None:
+    models = {"fine": PIECES, "down": {"pieces": [], "status": 503}}
+    async with running(models, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd)
+        down = rnd.sides[rnd.models.index("down")]
+        assert down.error is not None and down.error.startswith("the gateway answered 503")
+        assert rnd.phase is Phase.FAILED and not rnd.can_vote
+
+
+async def test_vote_is_stored_then_names_are_revealed(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd)
+        assert rnd.label(0) == "Model A" and rnd.label(1) == "Model B"
+        message = await ui.vote(rnd, "model_b", ME)
+        assert f"Model A was {rnd.models[0]}, Model B was {rnd.models[1]}" in message
+        assert rnd.label(0) == f"Model A: {rnd.models[0]}"
+        ((_, record),) = await ui.events.read("votes")
+        assert record["winner"] == "model_b"
+        assert (record["model_a"], record["model_b"]) == rnd.models
+        assert record["anonymous"] is True and record["mode"] == "battle"
+        assert record["conversation_id"] == rnd.conversation_id
+        assert record["sampling"] == {"temperature": 0.7, "top_p": 1.0, "max_tokens": 512}
+        assert record["started_at"] <= record["voted_at"]
+        assert record["conversation_a"][-1]["content"] == "The answer is four."
+        assert record["ip_hash"] and len(record["ip_hash"]) == 32
+        assert ME.ip not in str(record)
+        with pytest.raises(Refused, match="already voted"):
+            await ui.vote(rnd, "model_a", ME)
+        with pytest.raises(Refused, match="round is over"):
+            await play(ui, rnd)
+        assert len(await ui.events.read("votes")) == 1
+
+
+async def test_vote_before_both_answers_is_refused(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path, delay=0.05) as (ui, _):
+        rnd = await ui.new_battle()
+        stream = ui.send(rnd, "hi", ME)
+        await anext(stream)
+        with pytest.raises(Refused, match="before you vote"):
+            await ui.vote(rnd, "model_a", ME)
+        async for _ in stream:
+            pass
+        await ui.vote(rnd, "tie", ME)
+        assert rnd.phase is Phase.VOTED
+
+
+async def test_concurrent_double_vote_stores_one(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd)
+        results = await asyncio.gather(
+            ui.vote(rnd, "model_a", ME), ui.vote(rnd, "model_b", ME), return_exceptions=True
+        )
+        assert sum(isinstance(r, Refused) for r in results) == 1
+        assert len(await ui.events.read("votes")) == 1
+
+
+class FlakyLog:
+    """An event log that is down until told otherwise."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
+        if self.down:
+            raise StoreUnavailable("redis: connection refused")
+        self.records.append((stream, dict(record)))
+        return str(len(self.records))
+
+    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+        if self.down:
+            raise StoreUnavailable("redis: connection refused")
+        return [(str(i), r) for i, (s, r) in enumerate(self.records) if s == stream]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_vote_the_store_refused_is_not_acknowledged(tmp_path: Path) -> None:
+    fake = FakeGateway({"m1": PIECES, "m2": PIECES})
+    log = FlakyLog()
+    async with loopback(fake.app) as url:
+        ui = WebUI(WebUISettings(api_url=f"{url}/v1", ip_hash_salt="s"), rng=random.Random(1))
+        await ui.open(events=log)
+        try:
+            rnd = await ui.new_battle()
+            notices = await play(ui, rnd)
+            assert "could not be logged" in notices[-1]
+            with pytest.raises(Refused, match="Your vote was NOT saved"):
+                await ui.vote(rnd, "model_a", ME)
+            assert rnd.phase is Phase.READY and not rnd.revealed  # nothing shown, retry allowed
+            log.down = False
+            await ui.vote(rnd, "model_a", ME)
+            assert [s for s, _ in log.records] == ["votes"]
+            assert rnd.revealed
+        finally:
+            await ui.close()
+
+
+async def test_input_limits_refuse_before_anything_is_sent(tmp_path: Path) -> None:
+    settings = {"max_input_chars": 20, "max_turns": 1}
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path, **settings) as (ui, fake):
+        rnd = await ui.new_battle()
+        with pytest.raises(Refused, match="has 21 characters; the limit is 20"):
+            await play(ui, rnd, "x" * 21)
+        assert fake.requests == [] and rnd.phase is Phase.EMPTY
+        await play(ui, rnd, "short")
+        with pytest.raises(Refused, match="limit of 1 turns"):
+            await play(ui, rnd, "again")
+        assert len(fake.requests) == 2
+
+
+async def test_rate_limit_per_session(tmp_path: Path) -> None:
+    settings = {"session_rate_limit": 2, "ip_rate_limit": 0}
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path, **settings) as (ui, fake):
+        rnd = await ui.new_battle()
+        await play(ui, rnd, "one")
+        async for _ in ui.regenerate(rnd, ME):
+            pass
+        with pytest.raises(Refused, match="Too many requests from this session"):
+            await play(ui, rnd, "two")
+        other = Client(session="session-2", ip=ME.ip)
+        async for _ in ui.send(await ui.new_battle(), "hi", other):
+            pass
+        assert len(fake.requests) == 6
+
+
+async def test_weights_pick_who_battles(tmp_path: Path) -> None:
+    models = {"m1": PIECES, "m2": PIECES, "m3": PIECES}
+    weights = {"m1": 1.0, "m2": 1.0, "m3": 0.0}
+    async with running(models, tmp_path, arena_weights=weights) as (ui, _):
+        pairs = [(await ui.new_battle()).models for _ in range(60)]
+        assert set(pairs) == {("m1", "m2"), ("m2", "m1")}  # m3 never; sides shuffled
+
+
+async def test_one_model_served_means_no_battle_but_a_message(tmp_path: Path) -> None:
+    async with running({"solo": PIECES}, tmp_path) as (ui, _):
+        with pytest.raises(Refused, match="needs two models"):
+            await ui.new_battle()
+        with pytest.raises(Refused, match="two different models"):
+            await ui.new_side_by_side("solo", "solo")
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"m1": 1, "typo": 1}, "does not serve: typo"), ({"m1": 1, "m2": 0}, "only m1")],
+)
+async def test_bad_weights_stop_the_start(
+    tmp_path: Path, weights: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ArenaConfigError, match=message):
+        settings = {"arena_weights": weights, "startup_timeout": 0.2}
+        async with running({"m1": PIECES, "m2": PIECES}, tmp_path, **settings):
+            pass
+
+
+async def test_unreachable_gateway_stops_the_start(tmp_path: Path) -> None:
+    settings = WebUISettings(api_url="http://127.0.0.1:1/v1", startup_timeout=0.2)
+    ui = WebUI(settings)
+    with pytest.raises(GatewayUnavailable, match="cannot list models"):
+        await ui.open(events=FlakyLog())
+    await ui.close()
+
+
+async def test_side_by_side_is_named_and_stored_as_such(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        with pytest.raises(Refused, match="not served"):
+            await ui.new_side_by_side("m1", "gone")
+        rnd = await ui.new_side_by_side("m2", "m1")
+        assert rnd.models == ("m2", "m1") and rnd.label(0) == "Model A: m2"
+        await play(ui, rnd)
+        await ui.vote(rnd, "model_a", ME)
+        ((_, record),) = await ui.events.read("votes")
+        assert record["anonymous"] is False and record["mode"] == "side_by_side"
+
+
+async def test_chat_passes_its_sampling_parameters(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, fake):
+        chat = Chat("m2", ui.limits)
+        sampling = Sampling(temperature=0.2, top_p=0.5, max_tokens=64)
+        async for _ in ui.chat_send(chat, "hello", sampling, ME):
+            pass
+        assert chat.side.messages[-1]["content"] == "The answer is four."
+        (body,) = fake.requests
+        assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"]) == (
+            "m2",
+            0.2,
+            0.5,
+            64,
+        )
+        ((_, record),) = await ui.events.read("conversations")
+        assert record["mode"] == "chat" and record["sampling"]["temperature"] == 0.2
+
+
+async def test_leaving_mid_answer_fails_the_round_and_stops_the_requests(tmp_path: Path) -> None:
+    async with running({"m1": PIECES * 20, "m2": PIECES * 20}, tmp_path, delay=0.05) as (ui, f):
+        rnd = await ui.new_battle()
+        stream = ui.send(rnd, "hi", ME)
+        await anext(stream)
+        await stream.aclose()  # what Gradio does when the page goes away
+        assert rnd.phase is Phase.FAILED
+        for _ in range(100):
+            if f.in_flight == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert f.in_flight == 0
+
+
+async def test_votes_survive_a_restart(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd)
+        await ui.vote(rnd, "model_a", ME)
+    log = open_events(f"sqlite:///{tmp_path / 'corral.db'}")
+    try:
+        ((_, record),) = await log.read("votes")
+        assert record["conversation_id"] == rnd.conversation_id
+    finally:
+        await log.close()

@@ -1,0 +1,108 @@
+"""What the arena stores: one record per vote ("votes") and per finished answer ("conversations").
+
+Records are plain JSON. A vote carries both sides' whole conversations, so the leaderboard can
+judge a battle (did its text give a model away?) from the vote alone. Client IPs are kept only
+as a salted HMAC, enough to tell that two votes came from one address, not which address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from typing import Any
+
+from webui.arena import SIDES, Chat, Round, VoteKind
+from webui.gateway import Sampling
+
+SCHEMA = 1
+VOTES = "votes"
+CONVERSATIONS = "conversations"
+
+
+def hash_ip(salt: bytes, ip: str | None) -> str | None:
+    if not ip:
+        return None
+    return hmac.new(salt, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _mode(rnd: Round) -> str:
+    return "battle" if rnd.anonymous else "side_by_side"
+
+
+def vote_record(
+    rnd: Round, winner: VoteKind, sampling: Sampling, ip_hash: str | None, now: float | None = None
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "vote_id": uuid.uuid4().hex,
+        "conversation_id": rnd.conversation_id,
+        "mode": _mode(rnd),
+        "anonymous": rnd.anonymous,
+        "model_a": rnd.models[0],
+        "model_b": rnd.models[1],
+        "winner": winner,
+        "turns": rnd.turns,
+        "regenerations": rnd.regenerations,
+        "sampling": sampling.as_dict(),
+        "started_at": rnd.started_at,
+        "voted_at": time.time() if now is None else now,
+        "ip_hash": ip_hash,
+        "conversation_a": [dict(m) for m in rnd.sides[0].messages],
+        "conversation_b": [dict(m) for m in rnd.sides[1].messages],
+    }
+
+
+def round_record(
+    rnd: Round, sampling: Sampling, ip_hash: str | None, now: float | None = None
+) -> dict[str, Any]:
+    """Both sides of an arena round, after an answer (or a failure) finished."""
+    return {
+        "schema": SCHEMA,
+        "conversation_id": rnd.conversation_id,
+        "mode": _mode(rnd),
+        "anonymous": rnd.anonymous,
+        "turn": rnd.turns,
+        "regenerations": rnd.regenerations,
+        "sides": [
+            {
+                "side": SIDES[i],
+                "model": side.model,
+                "messages": [dict(m) for m in side.messages],
+                "finish_reason": side.finish_reason,
+                "error": side.error,
+            }
+            for i, side in enumerate(rnd.sides)
+        ],
+        "sampling": sampling.as_dict(),
+        "started_at": rnd.started_at,
+        "finished_at": time.time() if now is None else now,
+        "ip_hash": ip_hash,
+    }
+
+
+def chat_record(
+    chat: Chat, sampling: Sampling, ip_hash: str | None, now: float | None = None
+) -> dict[str, Any]:
+    side = chat.side
+    return {
+        "schema": SCHEMA,
+        "conversation_id": chat.conversation_id,
+        "mode": "chat",
+        "anonymous": False,
+        "turn": chat.turns,
+        "sides": [
+            {
+                "side": None,
+                "model": side.model,
+                "messages": [dict(m) for m in side.messages],
+                "finish_reason": side.finish_reason,
+                "error": side.error,
+            }
+        ],
+        "sampling": sampling.as_dict(),
+        "started_at": chat.started_at,
+        "finished_at": time.time() if now is None else now,
+        "ip_hash": ip_hash,
+    }

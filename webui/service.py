@@ -1,0 +1,281 @@
+"""What the web page's buttons do, without the page: the arena, chat and leaderboard actions.
+
+`WebUI` holds the long-lived things (gateway client, event log, rate limits) opened in the
+app's lifespan; the Gradio wiring in `webui.app` only turns its results into components.
+Generations yield after every batch of streamed text, so the page can redraw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+import openai
+
+from store import EventLog, StoreUnavailable, open_events
+from webui import leaderboard, records
+from webui.arena import VOTE_LABELS, Chat, Limits, Phase, Refused, Round, VoteKind
+from webui.gateway import Delta, Failed, Gateway, Sampling
+from webui.ratelimit import RateLimits
+from webui.sampling import ArenaConfigError, check_weights, draw_pair, effective_weights
+from webui.settings import WebUISettings
+
+logger = logging.getLogger(__name__)
+
+STORE_DOWN = "the vote and conversation store is unavailable"
+
+
+class GatewayUnavailable(RuntimeError):
+    """The gateway did not list its models in time at start-up."""
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is asking: the browser session and the client address (for limits and the hash)."""
+
+    session: str
+    ip: str | None
+
+
+class WebUI:
+    def __init__(self, settings: WebUISettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.rng = rng or random.SystemRandom()
+        self.limits = Limits(settings.max_input_chars, settings.max_turns)
+        self.sampling = Sampling(settings.temperature, settings.top_p, settings.max_tokens)
+        self.rate = RateLimits(
+            settings.session_rate_limit, settings.ip_rate_limit, settings.rate_window_s
+        )
+        salt = settings.ip_hash_salt
+        self._salt = salt.get_secret_value().encode() if salt else secrets.token_bytes(32)
+        self._gateway: Gateway | None = None
+        self._events: EventLog | None = None
+        self._owned: list[Gateway | EventLog] = []
+        self._models: list[str] = []
+        self._models_at = -1e9
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    async def open(self, gateway: Gateway | None = None, events: EventLog | None = None) -> None:
+        """Connect, wait for the gateway's model list, and check the arena weights against it."""
+        s = self.settings
+        if s.ip_hash_salt is None:
+            logger.warning("no ip_hash_salt set: IP hashes will differ after a restart")
+        if gateway is None:
+            key = s.api_key.get_secret_value() if s.api_key else None
+            gateway = Gateway.connect(s.api_url, key, s.request_timeout)
+            self._owned.append(gateway)
+        if events is None:
+            events = open_events(s.store_url)
+            self._owned.append(events)
+        self._gateway, self._events = gateway, events
+        try:
+            served = await self._wait_for_models()
+            check_weights(s.arena_weights, served)
+        except BaseException:
+            await self.close()
+            raise
+        logger.info("gateway %s serves: %s", s.api_url, ", ".join(served) or "no model yet")
+
+    async def _wait_for_models(self) -> list[str]:
+        wanted = set(self.settings.arena_weights)
+        deadline = time.monotonic() + self.settings.startup_timeout
+        last_error: Exception | None = None
+        while True:
+            try:
+                served = await self.gateway.models()
+                self._models, self._models_at = served, time.monotonic()
+                if served and wanted <= set(served):
+                    return served
+                last_error = None
+            except openai.OpenAIError as exc:
+                last_error = exc
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+        if last_error is not None:
+            raise GatewayUnavailable(
+                f"cannot list models at {self.settings.api_url}: {last_error}"
+            ) from last_error
+        if not self._models and not wanted:
+            logger.warning("the gateway lists no model yet; the UI starts anyway")
+        return self._models
+
+    async def close(self) -> None:
+        for thing in reversed(self._owned):
+            await thing.close()
+        self._owned.clear()
+
+    @property
+    def gateway(self) -> Gateway:
+        assert self._gateway is not None, "WebUI.open() first"
+        return self._gateway
+
+    @property
+    def events(self) -> EventLog:
+        assert self._events is not None, "WebUI.open() first"
+        return self._events
+
+    async def models(self) -> list[str]:
+        """The gateway's models, cached for models_refresh_s; the last list if it is down."""
+        if time.monotonic() - self._models_at >= self.settings.models_refresh_s:
+            try:
+                self._models = await self.gateway.models()
+                self._models_at = time.monotonic()
+            except openai.OpenAIError as exc:
+                logger.warning("cannot refresh the model list: %s", exc)
+        return list(self._models)
+
+    # arena -------------------------------------------------------------------------------
+
+    async def new_battle(self) -> Round:
+        weights = effective_weights(self.settings.arena_weights, await self.models())
+        try:
+            pair = draw_pair(weights, self.rng)
+        except ArenaConfigError as exc:
+            raise Refused(f"The arena needs two models to battle: {exc}.") from exc
+        return Round(pair, anonymous=True, limits=self.limits)
+
+    async def new_side_by_side(self, model_a: str | None, model_b: str | None) -> Round:
+        served = await self.models()
+        if not model_a or not model_b:
+            raise Refused("Pick a model for each side.")
+        for model in (model_a, model_b):
+            if model not in served:
+                raise Refused(f"Model {model} is not served now.")
+        if model_a == model_b:
+            raise Refused("Pick two different models.")
+        return Round((model_a, model_b), anonymous=False, limits=self.limits)
+
+    async def send(self, rnd: Round, prompt: str, client: Client) -> AsyncGenerator[str, None]:
+        """Ask both sides; yields a notice ("" while streaming). Raises Refused up front."""
+        rnd.check_submit(prompt)
+        self.rate.acquire(client.session, client.ip)
+        rnd.submit(prompt)
+        async with contextlib.aclosing(self._generate(rnd, client)) as notices:
+            async for notice in notices:
+                yield notice
+
+    async def regenerate(self, rnd: Round, client: Client) -> AsyncGenerator[str, None]:
+        rnd.check_regenerate()
+        self.rate.acquire(client.session, client.ip)
+        rnd.regenerate()
+        async with contextlib.aclosing(self._generate(rnd, client)) as notices:
+            async for notice in notices:
+                yield notice
+
+    async def _generate(self, rnd: Round, client: Client) -> AsyncGenerator[str, None]:
+        requests = [(side.model, side.history()) for side in rnd.sides]
+        try:
+            async with contextlib.aclosing(
+                self.gateway.stream_sides(requests, self.sampling)
+            ) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        if isinstance(event, Delta):
+                            rnd.add_text(event.side, event.text)
+                        elif isinstance(event, Failed):
+                            rnd.fail(event.side, rnd.redact(event.message))
+                        else:
+                            rnd.finish(event.side, event.reason)
+                    yield ""
+        finally:
+            rnd.interrupt()  # no-op unless the page went away mid-answer
+        record = records.round_record(rnd, self.sampling, self._ip_hash(client))
+        notice = await self._log(records.CONVERSATIONS, record)
+        if rnd.phase is Phase.FAILED:
+            notice = " ".join(
+                filter(None, ["A model failed, so this round cannot be voted on.", notice])
+            )
+        yield notice
+
+    async def vote(self, rnd: Round, kind: VoteKind, client: Client) -> str:
+        """Store the vote; only once it is stored is it acknowledged and are names revealed."""
+        rnd.begin_vote(kind)
+        try:
+            record = records.vote_record(rnd, kind, self.sampling, self._ip_hash(client))
+            await self.events.append(records.VOTES, record)
+        except StoreUnavailable as exc:
+            logger.error("vote not stored: %s", exc)
+            rnd.abort_vote()
+            raise Refused(
+                f"Your vote was NOT saved: {STORE_DOWN}. Nothing was recorded; please try "
+                "again in a moment."
+            ) from exc
+        except BaseException:
+            rnd.abort_vote()
+            raise
+        rnd.commit_vote(record["voted_at"])
+        return (
+            f"Vote saved: {VOTE_LABELS[kind]}. Model A was {rnd.models[0]}, "
+            f"Model B was {rnd.models[1]}. Start a new round to play again."
+        )
+
+    # chat --------------------------------------------------------------------------------
+
+    async def chat_send(
+        self, chat: Chat, prompt: str, sampling: Sampling, client: Client
+    ) -> AsyncGenerator[str, None]:
+        chat.check_submit(prompt)
+        self.rate.acquire(client.session, client.ip)
+        chat.submit(prompt)
+        async with contextlib.aclosing(self._chat_generate(chat, sampling, client)) as notices:
+            async for notice in notices:
+                yield notice
+
+    async def chat_regenerate(
+        self, chat: Chat, sampling: Sampling, client: Client
+    ) -> AsyncGenerator[str, None]:
+        chat.check_regenerate()
+        self.rate.acquire(client.session, client.ip)
+        chat.regenerate()
+        async with contextlib.aclosing(self._chat_generate(chat, sampling, client)) as notices:
+            async for notice in notices:
+                yield notice
+
+    async def _chat_generate(
+        self, chat: Chat, sampling: Sampling, client: Client
+    ) -> AsyncGenerator[str, None]:
+        answer = self.gateway.stream(0, chat.model, chat.side.history(), sampling)
+        try:
+            async with contextlib.aclosing(answer) as events:
+                async for event in events:
+                    if isinstance(event, Delta):
+                        chat.add_text(event.text)
+                    elif isinstance(event, Failed):
+                        chat.fail(event.message)
+                    else:
+                        chat.finish(event.reason)
+                    yield ""
+        finally:
+            chat.interrupt()
+        yield await self._log(
+            records.CONVERSATIONS, records.chat_record(chat, sampling, self._ip_hash(client))
+        )
+
+    # records and the leaderboard ---------------------------------------------------------
+
+    def _ip_hash(self, client: Client) -> str | None:
+        return records.hash_ip(self._salt, client.ip)
+
+    async def _log(self, stream: str, record: dict[str, object]) -> str:
+        try:
+            await self.events.append(stream, record)
+        except StoreUnavailable as exc:
+            logger.error("conversation %s not logged: %s", record.get("conversation_id"), exc)
+            return f"This conversation could not be logged: {STORE_DOWN}."
+        return ""
+
+    async def leaderboard(self) -> leaderboard.Leaderboard:
+        """Raises StoreUnavailable when the votes cannot be read."""
+        votes = [record for _, record in await self.events.read(records.VOTES)]
+        s = self.settings
+        return await asyncio.to_thread(
+            leaderboard.build, votes, s.identity_words, s.bootstrap_rounds, s.leaderboard_seed
+        )
