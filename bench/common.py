@@ -15,10 +15,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from procs import Service, free_port
+from procs import Service, free_port, start_platform
 from tiny_model import build_tiny_llama
 
-__all__ = ["Service", "StreamResult", "build_tiny_llama", "free_port", "pct", "run_streams"]
+__all__ = [
+    "Service",
+    "StreamResult",
+    "build_tiny_llama",
+    "free_port",
+    "pct",
+    "run_streams",
+    "start_platform",
+]
 
 
 @dataclass

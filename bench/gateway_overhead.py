@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import Service, build_tiny_llama, free_port, pct, run_streams
+from common import build_tiny_llama, pct, run_streams, start_platform
 
 
 def main() -> None:
@@ -33,59 +33,18 @@ def main() -> None:
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="corral-bench-"))
-    model = args.model or str(build_tiny_llama(tmp / "tiny-llama"))
-    cport, wport, gport = free_port(), free_port(), free_port()
-    ctl_url = f"http://127.0.0.1:{cport}"
-    services = [
-        Service("controller", ["controller", "--port", str(cport), "--log-level", "warning"], tmp),
-        Service(
-            "worker",
-            [
-                "model_worker",
-                "--model-path",
-                model,
-                "--model-name",
-                "m",
-                "--backend",
-                args.backend,
-                "--port",
-                str(wport),
-                "--controller-url",
-                ctl_url,
-                "--capacity",
-                str(max(args.concurrency)),
-                "--log-level",
-                "warning",
-            ],
-            tmp,
-        ),
-        Service(
-            "gateway",
-            [
-                "openai_api",
-                "--port",
-                str(gport),
-                "--controller-url",
-                ctl_url,
-                "--log-level",
-                "warning",
-            ],
-            tmp,
-        ),
-    ]
+    model = Path(args.model) if args.model else build_tiny_llama(tmp / "tiny-llama")
+    platform = start_platform(
+        tmp,
+        model,
+        worker_args=["--backend", args.backend, "--capacity", str(max(args.concurrency))],
+        extra_args=["--log-level", "warning"],
+    )
     try:
-        for s in services:
-            s.start()
-        services[2].wait_until(
-            f"http://127.0.0.1:{gport}/v1/models", 600, ok=lambda r: bool(r.json()["data"])
-        )
-        report = asyncio.run(
-            measure(args, f"http://127.0.0.1:{wport}", f"http://127.0.0.1:{gport}")
-        )
+        report = asyncio.run(measure(args, platform.workers[0].url, platform.gateway))
     finally:
-        for s in reversed(services):
-            s.stop()
-    report["model"] = model
+        platform.stop()
+    report["model"] = str(model)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwritten to {args.out}")
@@ -93,7 +52,7 @@ def main() -> None:
 
 async def measure(args: argparse.Namespace, direct: str, gateway: str) -> dict:
     body = {
-        "model": "m",
+        "model": "tiny",
         "messages": [{"role": "user", "content": "hi"}],
         "max_tokens": args.max_tokens,
         "min_tokens": args.max_tokens,

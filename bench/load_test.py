@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-from common import Service, build_tiny_llama, free_port, pct
+from common import build_tiny_llama, pct, start_platform
 
 BODY = {
     "model": "tiny",
@@ -44,56 +44,15 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="corral-load-"))
     model = build_tiny_llama(tmp / "tiny-fast", layers=1, hidden=64)
-    cport, gport = free_port(), free_port()
-    ctl = f"http://127.0.0.1:{cport}"
-    worker_ports = [free_port(), free_port()]
-    quiet = ["--log-level", "warning"]
-    services = [Service("controller", ["controller", "--port", str(cport), *quiet], tmp)]
-    for i, port in enumerate(worker_ports):
-        services.append(
-            Service(
-                f"worker{i}",
-                [
-                    "model_worker",
-                    "--model-path",
-                    str(model),
-                    "--model-name",
-                    "tiny",
-                    "--backend",
-                    "hf",
-                    "--port",
-                    str(port),
-                    "--controller-url",
-                    ctl,
-                    "--capacity",
-                    str(args.clients),
-                    "--max-queued",
-                    str(args.clients),
-                    *quiet,
-                ],
-                tmp,
-            )
-        )
-    gateway = Service(
-        "gateway", ["openai_api", "--port", str(gport), "--controller-url", ctl, *quiet], tmp
+    capacity = ["--capacity", str(args.clients), "--max-queued", str(args.clients)]
+    platform = start_platform(
+        tmp, model, workers=2, worker_args=capacity, extra_args=["--log-level", "warning"]
     )
-    services.append(gateway)
     try:
-        for s in services:
-            s.start()
-        services[0].wait_until(f"{ctl}/internal/workers", 300, ok=lambda r: len(r.json()) == 2)
-        gateway.wait_until(f"http://127.0.0.1:{gport}/health", 60)
-        report = asyncio.run(
-            run(
-                args,
-                f"http://127.0.0.1:{gport}",
-                [f"http://127.0.0.1:{p}" for p in worker_ports],
-                gateway.pid,
-            )
-        )
+        workers = [w.url for w in platform.workers]
+        report = asyncio.run(run(args, platform.gateway, workers, platform.gateways[0].pid))
     finally:
-        for s in reversed(services):
-            s.stop()
+        platform.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "rss_mb"}, indent=2))

@@ -26,5 +26,6 @@ def configure_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if level.lower() != "debug":  # one line per control-plane call drowns the useful lines
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    if level.lower() != "debug":  # one line per HTTP call drowns the useful lines
+        for chatty in ("httpx", "httpx2"):  # openai 3.x logs through httpx2
+            logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--capacity", type=int, help="requests served at once")
     a("--max-queued", type=int, help="requests waiting beyond capacity before 503")
     a("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+    a(
+        "--threads",
+        type=int,
+        help="hf: torch threads (default: every core); give workers "
+        "sharing a host a share each, or their spinning threads starve one another",
+    )
     a("--max-model-len", type=int)
     a("--tensor-parallel-size", type=int)
     a("--gpu-memory-utilization", type=float)

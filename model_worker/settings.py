@@ -24,6 +24,11 @@ class WorkerSettings(BaseSettings):
     capacity: int | None = Field(default=None, ge=1, description="default: the backend's")
     max_queued: int = Field(default=64, ge=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="hf: torch threads (default: every core); give co-located workers a share",
+    )
     max_model_len: int | None = Field(default=None, ge=16)
     # vLLM engine options (ignored by the hf backend)
     tensor_parallel_size: int = Field(default=1, ge=1)

@@ -90,7 +90,7 @@ class SqliteEventLog:
         return [(str(row_id), json.loads(data)) for row_id, data in rows]
 
     async def close(self) -> None:
-        pass
+        self._db.close()
 
 
 class SqliteKeyStore:
@@ -136,4 +136,4 @@ class SqliteKeyStore:
         return bool(await self._db.query("SELECT 1 FROM api_keys LIMIT 1"))
 
     async def close(self) -> None:
-        pass
+        self._db.close()

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -129,3 +131,97 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@dataclass
+class Platform:
+    """Controllers, workers and gateways started together (see `start_platform`)."""
+
+    controllers: list[Service] = field(default_factory=list)
+    workers: list[Service] = field(default_factory=list)
+    gateways: list[Service] = field(default_factory=list)
+
+    @property
+    def gateway(self) -> str:
+        return self.gateways[0].url
+
+    @property
+    def controller(self) -> str:
+        return self.controllers[0].url
+
+    def stop(self) -> None:
+        for group in (self.gateways, self.workers, self.controllers):
+            for s in group:
+                s.stop()
+
+
+def start_platform(
+    log_dir: Path,
+    model: Path,
+    *,
+    controllers: int = 1,
+    workers: int = 1,
+    gateways: int = 1,
+    store_url: str | None = None,
+    worker_args: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 300,
+) -> Platform:
+    """A platform on loopback serving `model` as "tiny" (hf backend), ready when the first
+    controller lists every worker. Each worker and gateway knows every controller, listed in
+    a different order so that they do not all lean on the first one. `extra_args` go to
+    every service (e.g. a log level); on failure everything started is stopped."""
+    store = ["--store-url", store_url] if store_url else []
+    platform = Platform()
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in range(controllers)]
+
+    def rotated(i: int) -> list[str]:
+        order = urls[i % controllers :] + urls[: i % controllers]
+        return [arg for url in order for arg in ("--controller-url", url)]
+
+    def start(group: list[Service], name: str, args: list[str], port: int) -> None:
+        s = Service(name, [*args, "--port", str(port), *extra_args], log_dir)
+        s.url = f"http://127.0.0.1:{port}"
+        group.append(s.start())
+
+    try:
+        for i, url in enumerate(urls):
+            start(
+                platform.controllers,
+                f"controller{i}",
+                ["controller", *store],
+                int(url.rsplit(":", 1)[1]),
+            )
+        for s in platform.controllers:
+            s.wait_until(f"{s.url}/health", 60)
+        for i in range(workers):
+            start(
+                platform.workers,
+                f"worker{i}",
+                [
+                    "model_worker",
+                    "--model-path",
+                    str(model),
+                    "--model-name",
+                    "tiny",
+                    "--backend",
+                    "hf",
+                    *rotated(i),
+                    *worker_args,
+                ],
+                free_port(),
+            )
+        for i in range(gateways):
+            start(
+                platform.gateways, f"gateway{i}", ["openai_api", *rotated(i), *store], free_port()
+            )
+        for s in platform.gateways:
+            s.wait_until(f"{s.url}/health", 60)
+        first = platform.controllers[0]
+        first.wait_until(
+            f"{first.url}/internal/workers", ready_timeout, ok=lambda r: len(r.json()) == workers
+        )
+    except BaseException:
+        platform.stop()
+        raise
+    return platform

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from typing import Any
 
@@ -78,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
     from webui.service import GatewayUnavailable
 
     configure_logging(args.log_level)
-    if args.log_level != "debug":  # the OpenAI client logs every request at INFO
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         settings = _settings(args)
         asyncio.run(_preflight(settings))

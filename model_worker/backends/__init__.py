@@ -21,6 +21,7 @@ def _hf(settings: WorkerSettings, source: ModelSource) -> Backend:
         capacity=settings.capacity or HF_DEFAULT_CAPACITY,
         dtype=settings.dtype,
         max_model_len=settings.max_model_len,
+        threads=settings.threads,
     )
 
 

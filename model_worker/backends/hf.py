@@ -36,11 +36,13 @@ class HFBackend:
         capacity: int = 4,
         dtype: str = "auto",
         max_model_len: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self._path = model_path
         self.capacity = capacity
         self._dtype_name = dtype
         self._max_len_override = max_model_len
+        self._threads = threads
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-decode")
         self.tokenizer: Any = None
@@ -56,6 +58,8 @@ class HFBackend:
     def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+        if self._threads:
+            torch.set_num_threads(self._threads)
         dtype = _DTYPES.get(self._dtype_name)
         if dtype is None:  # auto: full precision on CPU, half on GPU
             dtype = torch.float32 if self._device.type == "cpu" else torch.bfloat16

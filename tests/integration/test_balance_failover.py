@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Service, free_port
+from procs import Platform, start_platform
 
 CHAT = {
     "model": "tiny",
@@ -29,57 +29,16 @@ CHAT = {
 @pytest.fixture(scope="module")
 def cluster(
     tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory, store_url: str | None
-) -> Iterator[dict]:
-    logs = tmp_path_factory.mktemp("cluster-logs")
-    cport, gport = free_port(), free_port()
-    controller_url = f"http://127.0.0.1:{cport}"
-    store = ["--store-url", store_url] if store_url else []
-    services: list[Service] = []
-    try:
-        ctl = Service("controller", ["controller", "--port", str(cport), *store], logs).start()
-        services.append(ctl)
-        ctl.wait_until(f"{controller_url}/health", 60)
-        workers = []
-        for i in range(2):
-            port = free_port()
-            w = Service(
-                f"worker{i}",
-                [
-                    "model_worker",
-                    "--model-path",
-                    str(tiny_model_path),
-                    "--model-name",
-                    "tiny",
-                    "--backend",
-                    "hf",
-                    "--port",
-                    str(port),
-                    "--controller-url",
-                    controller_url,
-                    "--capacity",
-                    "4",
-                ],
-                logs,
-            ).start()
-            w.url = f"http://127.0.0.1:{port}"
-            services.append(w)
-            workers.append(w)
-        gw = Service(
-            "gateway",
-            ["openai_api", "--port", str(gport), "--controller-url", controller_url],
-            logs,
-        ).start()
-        services.append(gw)
-        gw.wait_until(f"http://127.0.0.1:{gport}/health", 60)
-        ctl.wait_until(f"{controller_url}/internal/workers", 120, ok=lambda r: len(r.json()) == 2)
-        yield {
-            "controller": controller_url,
-            "gateway": f"http://127.0.0.1:{gport}",
-            "workers": workers,
-        }
-    finally:
-        for s in reversed(services):
-            s.stop()
+) -> Iterator[Platform]:
+    platform = start_platform(
+        tmp_path_factory.mktemp("cluster-logs"),
+        tiny_model_path,
+        store_url=store_url,
+        workers=2,
+        worker_args=["--capacity", "4", "--threads", "1"],
+    )
+    yield platform
+    platform.stop()
 
 
 def chat(gateway: str) -> httpx.Response:
@@ -96,9 +55,9 @@ def worker_ids(controller: str) -> set[str]:
     return set(registry(controller).values())
 
 
-def test_two_workers_share_40_requests_within_25_percent(cluster: dict) -> None:
+def test_two_workers_share_40_requests_within_25_percent(cluster: Platform) -> None:
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda _: chat(cluster["gateway"]), range(40)))
+        replies = list(pool.map(lambda _: chat(cluster.gateway), range(40)))
     assert all(r.status_code == 200 for r in replies)
     counts = Counter(r.headers["x-corral-worker"] for r in replies)
     assert len(counts) == 2
@@ -106,24 +65,24 @@ def test_two_workers_share_40_requests_within_25_percent(cluster: dict) -> None:
         assert 15 <= n <= 25, counts  # 20 +- 25 %
 
 
-def test_sigkilled_worker_is_dropped_within_ttl_and_no_request_fails(cluster: dict) -> None:
-    before = worker_ids(cluster["controller"])
-    victim = cluster["workers"][0]
-    victim_id = registry(cluster["controller"])[victim.url]
+def test_sigkilled_worker_is_dropped_within_ttl_and_no_request_fails(cluster: Platform) -> None:
+    before = worker_ids(cluster.controller)
+    victim = cluster.workers[0]
+    victim_id = registry(cluster.controller)[victim.url]
     victim.signal(signal.SIGKILL)
     killed = time.monotonic()
     failures, served_by = 0, Counter()
     dropped_after = None
     with ThreadPoolExecutor(4) as pool:
         while time.monotonic() - killed < 8:
-            replies = list(pool.map(lambda _: chat(cluster["gateway"]), range(4)))
+            replies = list(pool.map(lambda _: chat(cluster.gateway), range(4)))
             failures += sum(r.status_code != 200 for r in replies)
-            if dropped_after is None and victim_id not in worker_ids(cluster["controller"]):
+            if dropped_after is None and victim_id not in worker_ids(cluster.controller):
                 dropped_after = time.monotonic() - killed
             if dropped_after is not None:
                 served_by.update(r.headers["x-corral-worker"] for r in replies)
     assert failures == 0
     assert dropped_after is not None and dropped_after <= 6.5, dropped_after
     assert victim_id not in served_by and sum(served_by.values()) > 0
-    after = [chat(cluster["gateway"]) for _ in range(10)]
+    after = [chat(cluster.gateway) for _ in range(10)]
     assert {r.headers["x-corral-worker"] for r in after} == before - {victim_id}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from procs import Service, free_port
+from procs import start_platform
 
 pytestmark = pytest.mark.slow
 
@@ -23,42 +23,13 @@ pytestmark = pytest.mark.slow
 def gateway_schema(
     tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    logs = tmp_path_factory.mktemp("fuzz-logs")
-    cport, wport, gport = free_port(), free_port(), free_port()
-    ctl = f"http://127.0.0.1:{cport}"
-    services = [
-        Service("controller", ["controller", "--port", str(cport)], logs),
-        Service(
-            "worker",
-            [
-                "model_worker",
-                "--model-path",
-                str(tiny_model_path),
-                "--model-name",
-                "tiny",
-                "--backend",
-                "hf",
-                "--port",
-                str(wport),
-                "--controller-url",
-                ctl,
-                "--capacity",
-                "4",
-            ],
-            logs,
-        ),
-        Service("gateway", ["openai_api", "--port", str(gport), "--controller-url", ctl], logs),
-    ]
+    platform = start_platform(
+        tmp_path_factory.mktemp("fuzz-logs"), tiny_model_path, worker_args=["--capacity", "4"]
+    )
     try:
-        for s in services:
-            s.start()
-        services[0].wait_until(f"{ctl}/internal/workers", 120, ok=lambda r: len(r.json()) == 1)
-        base = f"http://127.0.0.1:{gport}"
-        services[2].wait_until(f"{base}/health", 60)
-        yield schemathesis.openapi.from_url(f"{base}/openapi.json")
+        yield schemathesis.openapi.from_url(f"{platform.gateway}/openapi.json")
     finally:
-        for s in reversed(services):
-            s.stop()
+        platform.stop()
 
 
 def test_no_5xx_and_every_error_is_an_envelope(gateway_schema: Any) -> None:

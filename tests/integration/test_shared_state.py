@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Service, free_port
+from procs import Service, free_port, start_platform
 
 from store import open_events
 
@@ -85,70 +85,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
             server.service.stop()
 
 
-def start_stack(
-    tmp: Path, model: Path, store_url: str | None, controllers: int, workers: int, gateways: int
-) -> dict:
-    """Controllers, workers and gateways; each worker and gateway knows every controller,
-    listed in a different order so that they do not all lean on the first one."""
-    store = ["--store-url", store_url] if store_url else []
-    ctl_ports = [free_port() for _ in range(controllers)]
-    ctl_urls = [f"http://127.0.0.1:{p}" for p in ctl_ports]
-    services: dict[str, list[Service]] = {"controllers": [], "workers": [], "gateways": []}
-    for i, port in enumerate(ctl_ports):
-        s = Service(f"controller{i}", ["controller", "--port", str(port), *store], tmp).start()
-        s.url = ctl_urls[i]
-        services["controllers"].append(s)
-    for s in services["controllers"]:
-        s.wait_until(f"{s.url}/health", 60)
-
-    def rotated(i: int) -> list[str]:
-        order = ctl_urls[i % controllers :] + ctl_urls[: i % controllers]
-        return [arg for url in order for arg in ("--controller-url", url)]
-
-    for i in range(workers):
-        port = free_port()
-        s = Service(
-            f"worker{i}",
-            [
-                "model_worker",
-                "--model-path",
-                str(model),
-                "--model-name",
-                "tiny",
-                "--backend",
-                "hf",
-                "--port",
-                str(port),
-                *rotated(i),
-            ],
-            tmp,
-        ).start()
-        s.url = f"http://127.0.0.1:{port}"
-        services["workers"].append(s)
-    for i in range(gateways):
-        port = free_port()
-        s = Service(f"gateway{i}", ["openai_api", "--port", str(port), *rotated(i)], tmp).start()
-        s.url = f"http://127.0.0.1:{port}"
-        services["gateways"].append(s)
-    for s in services["gateways"]:
-        s.wait_until(f"{s.url}/health", 60)
-    first = services["controllers"][0]
-    first.wait_until(f"{first.url}/internal/workers", 120, ok=lambda r: len(r.json()) == workers)
-    return services
-
-
-def stop_all(services: dict[str, list[Service]]) -> None:
-    for group in ("gateways", "workers", "controllers"):
-        for s in services[group]:
-            s.stop()
-
-
 def test_killing_a_controller_mid_load_fails_no_request(
     tiny_model_path: Path, tmp_path: Path, redis_url: str
 ) -> None:
-    stack = start_stack(tmp_path, tiny_model_path, redis_url, controllers=2, workers=2, gateways=2)
+    stack = start_platform(
+        tmp_path, tiny_model_path, store_url=redis_url, controllers=2, workers=2, gateways=2
+    )
     try:
-        gateways = [g.url for g in stack["gateways"]]
+        gateways = [g.url for g in stack.gateways]
         results: list[int] = []
         stop = threading.Event()
 
@@ -164,7 +108,7 @@ def test_killing_a_controller_mid_load_fails_no_request(
             t.start()
         time.sleep(2)
         before_kill = len(results)
-        stack["controllers"][0].signal(signal.SIGKILL)
+        stack.controllers[0].signal(signal.SIGKILL)
         time.sleep(5)
         stop.set()
         for t in threads:
@@ -172,10 +116,10 @@ def test_killing_a_controller_mid_load_fails_no_request(
         assert before_kill > 0 and len(results) > before_kill  # load ran on both sides
         assert [s for s in results if s != 200] == []
         # the survivor knows both workers (they moved their heartbeats over to it)
-        survivor = stack["controllers"][1]
+        survivor = stack.controllers[1]
         survivor.wait_until(f"{survivor.url}/internal/workers", 10, ok=lambda r: len(r.json()) == 2)
     finally:
-        stop_all(stack)
+        stack.stop()
 
 
 @pytest.mark.parametrize("backend", ["embedded", "redis"])
@@ -183,9 +127,9 @@ def test_restarted_controller_has_its_workers_back_within_a_heartbeat(
     tiny_model_path: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     store_url = request.getfixturevalue("redis_url") if backend == "redis" else None
-    stack = start_stack(tmp_path, tiny_model_path, store_url, controllers=1, workers=1, gateways=0)
+    stack = start_platform(tmp_path, tiny_model_path, store_url=store_url, gateways=0)
     try:
-        ctl = stack["controllers"][0]
+        ctl = stack.controllers[0]
         ctl.signal(signal.SIGKILL)
         assert ctl.proc is not None
         ctl.proc.wait(timeout=10)
@@ -195,7 +139,7 @@ def test_restarted_controller_has_its_workers_back_within_a_heartbeat(
         ctl.wait_until(f"{ctl.url}/internal/workers", 10, ok=lambda r: len(r.json()) == 1)
         assert time.monotonic() - back_at <= 2.0 + 1.0  # one 2 s heartbeat, plus slack
     finally:
-        stop_all(stack)
+        stack.stop()
 
 
 def test_acknowledged_votes_survive_a_redis_crash(redis_server: RedisServer) -> None:
@@ -224,11 +168,9 @@ def test_acknowledged_votes_survive_a_redis_crash(redis_server: RedisServer) -> 
 def test_redis_down_is_a_503_and_service_recovers_by_itself(
     tiny_model_path: Path, tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    stack = start_stack(
-        tmp_path, tiny_model_path, redis_server.url, controllers=1, workers=1, gateways=1
-    )
+    stack = start_platform(tmp_path, tiny_model_path, store_url=redis_server.url)
     try:
-        gateway = stack["gateways"][0].url
+        gateway = stack.gateways[0].url
         assert (
             httpx.post(f"{gateway}/v1/chat/completions", json=CHAT, timeout=60).status_code == 200
         )
@@ -245,7 +187,7 @@ def test_redis_down_is_a_503_and_service_recovers_by_itself(
                 break
             time.sleep(0.25)
         assert r.status_code == 200, r.text
-        for group in stack.values():  # nothing was restarted
+        for group in (stack.controllers, stack.workers, stack.gateways):  # nothing restarted
             assert all(s.alive() for s in group)
     finally:
-        stop_all(stack)
+        stack.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from procs import Service, free_port
+from procs import Platform, start_platform
 
 pytestmark = pytest.mark.slow
 LONG = {
@@ -26,58 +26,21 @@ LONG = {
 
 
 @pytest.fixture
-def stack(tiny_model_path: Path, tmp_path: Path) -> Iterator[dict[str, Service]]:
-    cport, wport, gport = free_port(), free_port(), free_port()
-    ctl_url = f"http://127.0.0.1:{cport}"
-    services = {
-        "controller": Service("controller", ["controller", "--port", str(cport)], tmp_path),
-        "worker": Service(
-            "worker",
-            [
-                "model_worker",
-                "--model-path",
-                str(tiny_model_path),
-                "--model-name",
-                "tiny",
-                "--backend",
-                "hf",
-                "--port",
-                str(wport),
-                "--controller-url",
-                ctl_url,
-                "--capacity",
-                "1",
-                "--max-queued",
-                "0",
-            ],
-            tmp_path,
-        ),
-        "gateway": Service(
-            "gateway", ["openai_api", "--port", str(gport), "--controller-url", ctl_url], tmp_path
-        ),
-    }
-    services["worker"].url = f"http://127.0.0.1:{wport}"
-    services["gateway"].url = f"http://127.0.0.1:{gport}"
-    try:
-        for s in services.values():
-            s.start()
-        services["controller"].wait_until(
-            f"{ctl_url}/internal/workers", 120, ok=lambda r: len(r.json()) == 1
-        )
-        services["gateway"].wait_until(f"{services['gateway'].url}/health", 60)
-        yield services
-    finally:
-        for s in reversed(list(services.values())):
-            s.stop()
+def stack(tiny_model_path: Path, tmp_path: Path) -> Iterator[Platform]:
+    platform = start_platform(
+        tmp_path, tiny_model_path, worker_args=["--capacity", "1", "--max-queued", "0"]
+    )
+    yield platform
+    platform.stop()
 
 
 def test_worker_killed_mid_stream_gives_an_error_event_within_2s(
-    stack: dict[str, Service],
+    stack: Platform,
 ) -> None:
     events: list[str] = []
     with (
         httpx.Client(timeout=30) as client,
-        client.stream("POST", f"{stack['gateway'].url}/v1/chat/completions", json=LONG) as r,
+        client.stream("POST", f"{stack.gateway}/v1/chat/completions", json=LONG) as r,
     ):
         assert r.status_code == 200
         lines = r.iter_lines()
@@ -86,7 +49,7 @@ def test_worker_killed_mid_stream_gives_an_error_event_within_2s(
                 events.append(line[6:])
             if len(events) == 5:
                 break
-        stack["worker"].signal(signal.SIGKILL)
+        stack.workers[0].signal(signal.SIGKILL)
         killed = time.monotonic()
         error_at = None
         for line in lines:
@@ -102,10 +65,10 @@ def test_worker_killed_mid_stream_gives_an_error_event_within_2s(
         json.loads(event)
 
 
-def test_client_walking_away_frees_the_worker_slot(stack: dict[str, Service]) -> None:
-    worker = stack["worker"].url
+def test_client_walking_away_frees_the_worker_slot(stack: Platform) -> None:
+    worker = stack.workers[0].url
     with httpx.Client(timeout=30) as client:
-        with client.stream("POST", f"{stack['gateway'].url}/v1/chat/completions", json=LONG) as r:
+        with client.stream("POST", f"{stack.gateway}/v1/chat/completions", json=LONG) as r:
             seen = 0
             for line in r.iter_lines():
                 seen += line.startswith("data: ")
@@ -125,7 +88,7 @@ def test_client_walking_away_frees_the_worker_slot(stack: dict[str, Service]) ->
         assert generated < 480  # aborted, not run to its end
         # capacity 1, queue 0: the freed slot takes the next request at once
         r = client.post(
-            f"{stack['gateway'].url}/v1/chat/completions",
+            f"{stack.gateway}/v1/chat/completions",
             json={**LONG, "stream": False, "max_tokens": 4, "min_tokens": 0},
         )
         assert r.status_code == 200
