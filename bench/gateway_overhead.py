@@ -25,6 +25,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", help="model dir (default: the tiny random LLaMA)")
     p.add_argument("--backend", default="hf")
+    p.add_argument(
+        "--worker-threads",
+        type=int,
+        default=1,
+        help="torch threads for the worker (hf): on a small machine leave the "
+        "gateway and the client a core, or their CPU time is what gets measured",
+    )
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--per-round", type=int, default=32)
@@ -37,7 +44,14 @@ def main() -> None:
     platform = start_platform(
         tmp,
         model,
-        worker_args=["--backend", args.backend, "--capacity", str(max(args.concurrency))],
+        worker_args=[
+            "--backend",
+            args.backend,
+            "--threads",
+            str(args.worker_threads),
+            "--capacity",
+            str(max(args.concurrency)),
+        ],
         extra_args=["--log-level", "warning"],
     )
     try:
