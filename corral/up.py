@@ -145,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"corral: controller {controller}  api {api}/v1  models {', '.join(names)}", flush=True
         )
-        if not _wait_ready(f"{api}/v1/models", names, sup, args.ready_timeout):
-            return 1
         web = ""
         if args.webui:
+            # Started now, not after the models: its imports take seconds and overlap the model
+            # load; it waits for the gateway to list every model itself, as long as we do.
             webui = f"http://{host}:{args.webui_port}"
             sup.start(
                 "webui",
@@ -160,10 +160,16 @@ def run(args: argparse.Namespace) -> int:
                     str(args.webui_port),
                     "--api-url",
                     f"{api}/v1",
+                    "--startup-timeout",
+                    str(args.ready_timeout),
+                    *(arg for name in names for arg in ("--wait-for-model", name)),
                     *store,
                     *log,
                 ],
             )
+        if not _wait_ready(f"{api}/v1/models", names, sup, args.ready_timeout):
+            return 1
+        if args.webui:
             if not _wait_ready(f"{webui}/health", None, sup, 120):
                 return 1
             web = f", web UI at {webui}"

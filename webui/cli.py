@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--session-rate-limit", type=int, help="generations per session per window (0: off)")
     a("--ip-rate-limit", type=int, help="generations per client IP per window (0: off)")
     a("--startup-timeout", type=float, help="seconds to wait for the gateway's models")
+    a(
+        "--wait-for-model",
+        dest="wait_for_models",
+        action="append",
+        metavar="MODEL",
+        help="wait at start-up until the gateway lists MODEL (repeatable)",
+    )
     add_logging_flag(parser)
 
 

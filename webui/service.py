@@ -84,7 +84,7 @@ class WebUI:
         logger.info("gateway %s serves: %s", s.api_url, ", ".join(served) or "no model yet")
 
     async def _wait_for_models(self) -> list[str]:
-        wanted = set(self.settings.arena_weights)
+        wanted = set(self.settings.arena_weights) | set(self.settings.wait_for_models)
         deadline = time.monotonic() + self.settings.startup_timeout
         last_error: Exception | None = None
         while True:

@@ -56,6 +56,10 @@ class WebUISettings(BaseSettings):
     startup_timeout: float = Field(
         default=60.0, ge=0, description="seconds to wait for the gateway to list the models"
     )
+    wait_for_models: list[str] = Field(
+        default_factory=list,
+        description="models the start-up waits to see listed (as well as those with arena weights)",
+    )
     models_refresh_s: float = Field(default=10.0, ge=0, description="model list cache")
     concurrency_limit: int = Field(default=64, ge=1, description="events handled at once")
 
