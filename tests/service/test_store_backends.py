@@ -14,7 +14,8 @@ import pytest
 from protocol.control import Heartbeat, WorkerRegistration
 from store import EventLog, Registry, open_events, open_registry
 
-TTL = 0.6
+TTL = 1.0  # for the tests of expiry; the others use a TTL that no slow moment can reach
+LONG_TTL = 60.0
 
 
 def reg(worker_id: str, models: list[str]) -> WorkerRegistration:
@@ -23,10 +24,15 @@ def reg(worker_id: str, models: list[str]) -> WorkerRegistration:
     )
 
 
+@pytest.fixture
+def ttl() -> float:
+    return LONG_TTL
+
+
 @pytest.fixture(params=["embedded", "redis"])
-async def registry(request: pytest.FixtureRequest) -> AsyncIterator[Registry]:
+async def registry(request: pytest.FixtureRequest, ttl: float) -> AsyncIterator[Registry]:
     url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    r = open_registry(url, TTL)
+    r = open_registry(url, ttl)
     yield r
     await r.close()
 
@@ -41,6 +47,7 @@ async def events(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await log.close()
 
 
+@pytest.mark.parametrize("ttl", [TTL])
 async def test_registered_worker_is_live_until_its_ttl(registry: Registry) -> None:
     await registry.register(reg("w1", ["m"]))
     assert [w.worker_id for w in await registry.live_workers("m")] == ["w1"]
@@ -49,12 +56,13 @@ async def test_registered_worker_is_live_until_its_ttl(registry: Registry) -> No
     assert not await registry.heartbeat(Heartbeat(worker_id="w1", in_flight=0))
 
 
+@pytest.mark.parametrize("ttl", [TTL])
 async def test_heartbeat_extends_life_and_corrects_load(registry: Registry) -> None:
     await registry.register(reg("w1", ["m"]))
     for _ in range(3):
         await registry.add_in_flight("w1", +1)
-    for _ in range(3):  # beats keep it alive past several TTLs
-        await asyncio.sleep(TTL / 2)
+    for _ in range(6):  # beats keep it alive past two TTLs
+        await asyncio.sleep(TTL / 3)
         assert await registry.heartbeat(Heartbeat(worker_id="w1", in_flight=1, queued=1))
     (w,) = await registry.live_workers()
     assert (w.in_flight, w.queued, w.dispatched_total, w.healthy) == (1, 1, 3, True)
@@ -101,7 +109,7 @@ async def test_events_append_and_read_in_order(events: EventLog) -> None:
 
 async def test_two_registries_on_one_redis_share_state(redis_url: str) -> None:
     """What lets several controllers run side by side."""
-    a, b = open_registry(redis_url, TTL), open_registry(redis_url, TTL)
+    a, b = open_registry(redis_url, LONG_TTL), open_registry(redis_url, LONG_TTL)
     try:
         await a.register(reg("w1", ["m"]))
         await b.add_in_flight("w1", +1)
@@ -116,7 +124,7 @@ async def test_two_registries_on_one_redis_share_state(redis_url: str) -> None:
 async def test_redis_down_is_store_unavailable() -> None:
     from store import StoreUnavailable
 
-    r = open_registry("redis://127.0.0.1:1/0", TTL)  # nothing listens on port 1
+    r = open_registry("redis://127.0.0.1:1/0", LONG_TTL)  # nothing listens on port 1
     try:
         with pytest.raises(StoreUnavailable):
             await r.live_workers()
