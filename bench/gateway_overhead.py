@@ -3,7 +3,8 @@
 Starts a controller, one worker and the gateway on loopback, then streams the same chat request
 directly to the worker and through the gateway, in alternating rounds so that drift hits both
 sides alike, at each concurrency. Reports TTFT p50 (time to the first content token) and streamed
-output tokens/s, and the gateway/direct ratios, all from this one run.
+output tokens/s, and the gateway/direct ratios, all from this one run; and the CPU time the
+gateway and the controller spend per request on the gateway path.
 
     .venv/bin/python bench/gateway_overhead.py [--model PATH] [--rounds 6] [--per-round 32]
 """
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from common import build_tiny_llama, pct, run_streams, start_platform
 
 
@@ -55,7 +57,8 @@ def main() -> None:
         extra_args=["--log-level", "warning"],
     )
     try:
-        report = asyncio.run(measure(args, platform.workers[0].url, platform.gateway))
+        services = {"gateway": platform.gateways[0].pid, "controller": platform.controllers[0].pid}
+        report = asyncio.run(measure(args, platform.workers[0].url, platform.gateway, services))
     finally:
         platform.stop()
     report["model"] = str(model)
@@ -64,7 +67,16 @@ def main() -> None:
     print(f"\nwritten to {args.out}")
 
 
-async def measure(args: argparse.Namespace, direct: str, gateway: str) -> dict:
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    return {name: sum(proc.cpu_times()[:2]) for name, proc in procs.items()}
+
+
+async def measure(
+    args: argparse.Namespace, direct: str, gateway: str, services: dict[str, int]
+) -> dict:
+    """Both paths in alternating rounds; also the CPU the gateway path costs per request in
+    the gateway and the controller (on a small machine that CPU is taken from the worker)."""
+    procs = {name: psutil.Process(pid) for name, pid in services.items()}
     body = {
         "model": "tiny",
         "messages": [{"role": "user", "content": "hi"}],
@@ -86,11 +98,17 @@ async def measure(args: argparse.Namespace, direct: str, gateway: str) -> dict:
                 "direct": {"ttft": [], "tokens": 0, "wall": 0.0, "bad": 0},
                 "gateway": {"ttft": [], "tokens": 0, "wall": 0.0, "bad": 0},
             }
+            cpu = dict.fromkeys(procs, 0.0)
             for _ in range(args.rounds):
                 for name, base in (("direct", direct), ("gateway", gateway)):
+                    before = cpu_seconds(procs)
                     results, wall = await run_streams(
                         client, f"{base}/v1/chat/completions", body, conc, args.per_round
                     )
+                    if name == "gateway":
+                        after = cpu_seconds(procs)
+                        for service in cpu:
+                            cpu[service] += after[service] - before[service]
                     side = sides[name]
                     side["ttft"] += [r.ttft for r in results if r.ok]
                     side["tokens"] += sum(r.tokens for r in results)
@@ -111,9 +129,12 @@ async def measure(args: argparse.Namespace, direct: str, gateway: str) -> dict:
             row["tokens_per_s_ratio"] = (
                 row["gateway"]["tokens_per_s"] / row["direct"]["tokens_per_s"]
             )
+            requests = args.rounds * args.per_round
+            row["cpu_ms_per_request"] = {k: v / requests * 1e3 for k, v in cpu.items()}
             print(
                 f"     added TTFT p50 {row['added_ttft_p50_ms']:+.2f} ms; "
-                f"tokens/s gateway/direct {row['tokens_per_s_ratio']:.3f}"
+                f"tokens/s gateway/direct {row['tokens_per_s_ratio']:.3f}; CPU per request: "
+                + ", ".join(f"{k} {v:.2f} ms" for k, v in row["cpu_ms_per_request"].items())
             )
             report["runs"].append(row)
     return report

@@ -118,11 +118,12 @@ class _StreamMeter:
         self.start = start
         self.last = 0.0
         self.on_usage = on_usage
+        self._itl = metrics.itl.labels(model)  # looked up once: chunk() runs for every token
 
     def chunk(self, chunk: bytes) -> None:
         now = time.perf_counter()
         if self.last:
-            self.metrics.itl.labels(self.model).observe(now - self.last)
+            self._itl.observe(now - self.last)
             self.last = now
         elif b'"role"' not in chunk:  # the role chunk comes before any token
             self.metrics.ttft.labels(self.model).observe(now - self.start)
