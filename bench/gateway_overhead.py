@@ -106,9 +106,8 @@ async def measure(
                         client, f"{base}/v1/chat/completions", body, conc, args.per_round
                     )
                     if name == "gateway":
-                        after = cpu_seconds(procs)
-                        for service in cpu:
-                            cpu[service] += after[service] - before[service]
+                        for service, spent in cpu_seconds(procs).items():
+                            cpu[service] += spent - before[service]
                     side = sides[name]
                     side["ttft"] += [r.ttft for r in results if r.ok]
                     side["tokens"] += sum(r.tokens for r in results)

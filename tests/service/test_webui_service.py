@@ -264,32 +264,22 @@ async def test_start_up_waits_for_the_models_it_is_told_of(
 ) -> None:
     """`corral up` starts the UI beside the workers; a model that loads later is waited for."""
     models: dict[str, Any] = {"m1": PIECES}
-    fake = FakeGateway(models)
 
     async def second_model_loads() -> None:
         await asyncio.sleep(0.6)
-        models["m2"] = PIECES
+        models["m2"] = PIECES  # the fake gateway serves this very dict
 
-    async with loopback(fake.app) as url:
-        settings = WebUISettings(
-            api_url=f"{url}/v1",
-            store_url=f"sqlite:///{tmp_path / 'corral.db'}",
-            startup_timeout=10.0,
-            wait_for_models=wait_for,
-            models_refresh_s=60.0,
-        )
-        ui = WebUI(settings)
-        loading = asyncio.create_task(second_model_loads())
-        try:
-            await ui.open()
+    loading = asyncio.create_task(second_model_loads())
+    settings = {"startup_timeout": 10.0, "wait_for_models": wait_for, "models_refresh_s": 60.0}
+    try:
+        async with running(models, tmp_path, **settings) as (ui, _):
             if wait_for:  # both listed: a battle can start at once
                 assert sorted(await ui.models()) == ["m1", "m2"]
                 assert {*(await ui.new_battle()).models} == {"m1", "m2"}
             else:  # without it the start does not wait for a second model
                 assert await ui.models() == ["m1"]
-        finally:
-            await loading
-            await ui.close()
+    finally:
+        await loading
 
 
 async def test_unreachable_gateway_stops_the_start(tmp_path: Path) -> None:
