@@ -28,7 +28,9 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")
 
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed around each use
+# A database of its own, flushed around each use; CORRAL_TEST_REDIS_URL lets two test runs on
+# one machine (two checkouts) keep out of each other's way.
+REDIS_TEST_URL = os.environ.get("CORRAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def _flushed_redis() -> Iterator[str]:
