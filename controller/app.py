@@ -11,8 +11,8 @@ from controller.observe import ControllerMetrics
 from controller.routes import ROUTES
 from controller.service import Controller
 from controller.settings import ControllerSettings
-from corral.http import install_error_handlers
-from corral.metrics import Metrics, install_metrics
+from servekit.http import install_error_handlers
+from servekit.metrics import Metrics, install_metrics
 from store import Registry, open_registry
 
 

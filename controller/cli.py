@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from controller.settings import ControllerSettings
-from corral.cliargs import add_logging_flag, configure_logging, overrides
+from servekit.cliargs import add_logging_flag, configure_logging, overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from controller.app import create_app
-    from corral import server
+    from servekit import server
 
     configure_logging(args.log_level)
     settings = ControllerSettings(**overrides(args, ControllerSettings))

@@ -13,7 +13,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from controller.service import Controller
-from corral.http import parse_body
 from protocol.control import (
     Deregistration,
     DispatchRequest,
@@ -25,6 +24,7 @@ from protocol.control import (
     WorkerStatus,
 )
 from protocol.errors import AuthenticationFailed
+from servekit.http import parse_body
 
 
 def _controller(request: Request) -> Controller:

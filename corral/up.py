@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from corral.cliargs import add_logging_flag
+from servekit.cliargs import add_logging_flag
 
 PR_SET_PDEATHSIG = 1
 

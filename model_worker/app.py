@@ -16,8 +16,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conv_templates import match_template, resolve_template
-from corral.http import document_models, error_response, install_error_handlers
-from corral.metrics import Metrics, install_metrics
 from model_worker.backends import start_backend
 from model_worker.backends.base import Backend, BackendError
 from model_worker.framing import as_client_error
@@ -32,6 +30,8 @@ from model_worker.serving_completion import CompletionServing
 from model_worker.serving_embedding import EmbeddingServing
 from model_worker.settings import WorkerSettings
 from protocol.control import Capability, Heartbeat, WorkerRegistration
+from servekit.http import document_models, error_response, install_error_handlers
+from servekit.metrics import Metrics, install_metrics
 
 logger = logging.getLogger(__name__)
 

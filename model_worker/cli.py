@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from corral.cliargs import add_logging_flag, configure_logging, overrides
 from model_worker.settings import WorkerSettings
+from servekit.cliargs import add_logging_flag, configure_logging, overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corral import server
     from model_worker.app import create_app, leave_controller
+    from servekit import server
 
     configure_logging(args.log_level)
     # Backends decode in threads that hold the GIL between torch ops; the default 5 ms switch

@@ -7,9 +7,9 @@ from collections.abc import AsyncGenerator
 
 from prometheus_client import Gauge
 
-from corral.metrics import Metrics
 from model_worker.backends.base import Delta
 from model_worker.limiter import AdmissionQueue
+from servekit.metrics import Metrics
 
 
 class WorkerMetrics:

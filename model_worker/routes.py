@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from corral.http import json_body_doc, parse_body
 from protocol.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from protocol.openai import (
     ChatCompletionRequest,
@@ -19,6 +18,7 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
+from servekit.http import json_body_doc, parse_body
 
 if TYPE_CHECKING:
     from model_worker.app import WorkerState

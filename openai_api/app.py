@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 from fastapi import FastAPI
 
-from corral.http import document_models, install_error_handlers
-from corral.metrics import Metrics, install_metrics
 from openai_api.auth import Gatekeeper
 from openai_api.observe import GatewayMetrics
 from openai_api.relay import Relay
 from openai_api.router import ControllerClient
 from openai_api.routes import BODY_MODELS, ROUTES
 from openai_api.settings import GatewaySettings
+from servekit.http import document_models, install_error_handlers
+from servekit.metrics import Metrics, install_metrics
 from store import open_keys, open_limiter
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from corral.cliargs import add_logging_flag, configure_logging, overrides
 from openai_api.settings import GatewaySettings
+from servekit.cliargs import add_logging_flag, configure_logging, overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corral import server
     from openai_api.app import create_app
+    from servekit import server
 
     configure_logging(args.log_level)
     settings = GatewaySettings(**overrides(args, GatewaySettings))

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from corral.http import json_body_doc, parse_body
 from openai_api.auth import Gatekeeper, Principal
 from openai_api.relay import Relay
 from openai_api.router import ControllerClient
@@ -24,6 +23,7 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
+from servekit.http import json_body_doc, parse_body
 
 
 async def _authenticate(request: Request) -> Principal:

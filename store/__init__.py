@@ -84,6 +84,6 @@ def _sqlite_path(url: str | None) -> Path:
         return Path(url[len("sqlite:///") :])
     if url:
         raise ValueError(f"unsupported store URL {url!r}: use redis://... or sqlite:///path")
-    from corral.paths import corral_home
+    from servekit.paths import corral_home
 
     return corral_home() / "corral.db"

@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from corral.http import install_error_handlers
-from corral.metrics import Metrics, install_metrics
 from protocol.errors import ServiceUnavailable
+from servekit.http import install_error_handlers
+from servekit.metrics import Metrics, install_metrics
 from store import EventLog, StoreUnavailable
 from webui import report
 from webui.arena import VOTE_LABELS, Chat, Refused, Round, VoteKind

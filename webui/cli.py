@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from corral.cliargs import add_logging_flag, configure_logging, overrides
+from servekit.cliargs import add_logging_flag, configure_logging, overrides
 from webui.settings import WebUISettings
 
 USAGE_ERROR = 2
@@ -78,7 +78,7 @@ async def _preflight(settings: WebUISettings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corral import server
+    from servekit import server
     from webui.app import create_app
     from webui.sampling import ArenaConfigError
     from webui.service import GatewayUnavailable
