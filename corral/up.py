@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from dataclasses import dataclass, field
 
 import httpx
 
-from servekit.cliargs import add_logging_flag
+from model_worker.backends import BACKEND_CHOICES
+from servekit.settings import LogLevel
 
 PR_SET_PDEATHSIG = 1
 
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="built-in name (smollm2), .gguf file or HF model dir; repeatable (default: smollm2)",
     )
-    a("--backend", default="auto", choices=["auto", "hf", "vllm"])
+    a("--backend", default="auto", choices=BACKEND_CHOICES, help="every worker's backend")
     a("--host", default="127.0.0.1")
     a("--api-port", type=int, default=8000)
     a("--controller-port", type=int, default=21001)
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--store-url", help="redis://host:port/db to keep state in Redis (default: embedded)")
     a("--webui-port", type=int, default=7860)
     a("--no-webui", dest="webui", action="store_false", help="do not start the web UI")
-    add_logging_flag(parser)
+    a("--log-level", default="info", choices=typing.get_args(LogLevel), help="for every service")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
