@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from model_worker.state import WorkerState
 from protocol.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from protocol.openai import (
     ChatCompletionRequest,
@@ -18,15 +19,12 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
+from servekit.app import service_state
 from servekit.http import json_body_doc, parse_body
-
-if TYPE_CHECKING:
-    from model_worker.app import WorkerState
 
 
 def _state(request: Request) -> WorkerState:
-    state: WorkerState = request.app.state.worker
-    return state
+    return service_state(request, WorkerState)
 
 
 def _check_model(state: WorkerState, model: str) -> None:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from openai_api.observe import GatewayMetrics
-from openai_api.router import ControllerClient, no_worker
+from openai_api.router import ControllerApi, no_worker
 from protocol.control import Endpoint
 from protocol.errors import CorralError, UpstreamError, UpstreamTimeout
 from servekit.http import until_disconnect
@@ -37,7 +37,7 @@ class Relay:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        router: ControllerClient,
+        router: ControllerApi,
         max_retries: int,
         metrics: GatewayMetrics,
     ) -> None:

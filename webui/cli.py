@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -25,13 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _preflight(settings: WebUISettings) -> None:
-    from webui.service import WebUI
+    """Reach the gateway and check the arena weights before serving anything."""
+    from webui.state import open_state
 
-    ui = WebUI(settings)
-    try:
-        await ui.open()
-    finally:
-        await ui.close()
+    async with contextlib.AsyncExitStack() as stack:
+        await open_state(settings, stack)
 
 
 def run(args: argparse.Namespace) -> int:
