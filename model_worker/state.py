@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from conv_templates import Resolution, Template, match_template, resolve_template
+from conv_templates import Resolution, Template, resolve_template
 from model_worker.backends import start_backend
 from model_worker.backends.base import Backend
 from model_worker.limiter import AdmissionQueue
@@ -137,13 +137,9 @@ def _template(
     special = {
         k: str(v) for k, v in (("bos_token", tok.bos_token), ("eos_token", tok.eos_token)) if v
     }
-    # The path usually names the model family best; a served name may be anything.
-    name = source.origin
-    if match_template(name)[1] is None and match_template(model_name)[1] is not None:
-        name = model_name
     resolution = resolve_template(
         explicit=settings.conv_template,
-        model_name=name,
+        names=[source.origin, model_name],
         chat_template=backend.chat_template,
         special_tokens=special,
     )
