@@ -1,4 +1,8 @@
-"""The worker's HTTP surface: its own OpenAI endpoints plus /health and /internal/*."""
+"""The worker's HTTP surface: its own OpenAI endpoints plus /health and /internal/*.
+
+A body the gateway already validated is validated here again, on purpose: a worker is a
+standalone OpenAI server too, and the gateway refuses a bad request before it costs a dispatch.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 The `open_*` functions pick the backend from a URL: none (embedded: the controller's memory for
 the registry, a gateway's memory for rate-limit buckets, a SQLite file under $CORRAL_HOME for
 events and API keys), `sqlite:///path`, or `redis://host:port/db`.
+
+It imports only `protocol` and `servekit`; business rules stay in the services.
 """
 
 from __future__ import annotations
