@@ -16,6 +16,7 @@ WORKDIR /opt/corral
 COPY pyproject.toml README.md ./
 COPY protocol protocol
 COPY conv_templates conv_templates
+COPY servekit servekit
 COPY store store
 COPY corral corral
 COPY model_worker model_worker

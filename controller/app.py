@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from controller.observe import ControllerMetrics
 from controller.routes import ROUTES
-from controller.service import Controller
 from controller.settings import ControllerSettings
-from corral.http import install_error_handlers
-from corral.metrics import Metrics, install_metrics
-from store import Registry, open_registry
+from controller.state import ControllerState, open_state
+from servekit.app import service_app
+from servekit.metrics import Metrics
+from store import Registry
 
 
-def create_app(settings: ControllerSettings, registry: Registry | None = None) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = registry or open_registry(settings.store_url, settings.worker_ttl)
-        app.state.settings = settings
-        app.state.controller = Controller(
-            store,
-            settings.policy,
-            settings.allowed_worker_hosts,
-            metrics=ControllerMetrics(metrics, store),
-        )
-        try:
-            yield
-        finally:
-            await store.close()
-
+def create_app(settings: ControllerSettings, *, registry: Registry | None = None) -> FastAPI:
+    """The controller app; tests may pass the `registry` (default: opened from `store_url`)."""
     metrics = Metrics("controller")
-    app = FastAPI(title="Corral controller", lifespan=lifespan, routes=ROUTES)
-    install_error_handlers(app)
-    install_metrics(app, metrics, ROUTES)
-    return app
+
+    async def open_controller(stack: contextlib.AsyncExitStack) -> ControllerState:
+        return await open_state(settings, stack, metrics, registry)
+
+    return service_app(
+        title="Corral controller", routes=ROUTES, metrics=metrics, open_state=open_controller
+    )

@@ -1,14 +1,15 @@
-"""Dispatch policies: pure functions from live candidates to one worker."""
+"""Dispatch policies: pure functions from live candidates to one worker.
+
+`POLICIES` is the one list of them: the settings and the `--policy` flag take their choices
+from it, so a new policy is a function here and a line in the table.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 from store.base import WorkerRecord
-
-Policy = Literal["shortest_queue", "lottery", "round_robin"]
 
 
 def shortest_queue(candidates: Sequence[WorkerRecord], rng: random.Random) -> WorkerRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Gauge
 
-from corral.metrics import Metrics
+from servekit.metrics import Metrics
 from store.base import Registry
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from controller.service import Controller
-from corral.http import parse_body
+from controller.state import ControllerState
 from protocol.control import (
     Deregistration,
     DispatchRequest,
@@ -25,16 +25,21 @@ from protocol.control import (
     WorkerStatus,
 )
 from protocol.errors import AuthenticationFailed
+from servekit.app import service_state
+from servekit.http import parse_body
+
+
+def _state(request: Request) -> ControllerState:
+    return service_state(request, ControllerState)
 
 
 def _controller(request: Request) -> Controller:
-    controller: Controller = request.app.state.controller
-    return controller
+    return _state(request).controller
 
 
 async def require_secret(request: Request) -> None:
     """When a control secret is set, every /internal call must carry it as a bearer token."""
-    secret: str | None = request.app.state.settings.control_secret
+    secret = _state(request).settings.control_secret
     if not secret:
         return
     given = request.headers.get("authorization", "")

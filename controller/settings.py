@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
 
-from controller.dispatch import Policy
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from controller.dispatch import POLICIES
+from servekit.settings import OneOf, ServiceSettings, store_url_field
+
+ENV_PREFIX = "CORRAL_CONTROLLER_"
 
 
-class ControllerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CORRAL_CONTROLLER_", extra="forbid")
+class ControllerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=21001, ge=0, le=65535)
-    policy: Policy = "shortest_queue"
-    worker_ttl: float = Field(default=6.0, gt=0, description="seconds without a heartbeat")
-    store_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("store_url", "CORRAL_STORE_URL"),
-        description="redis://host:port/db to share state with other controllers",
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=21001, ge=0, le=65535, description="port to listen on")
+    policy: Annotated[str, OneOf(POLICIES)] = Field(
+        default="shortest_queue", description="how a worker is chosen among the live ones"
     )
-    control_secret: str | None = None
+    worker_ttl: float = Field(
+        default=6.0, gt=0, description="seconds without a heartbeat before a worker is dropped"
+    )
+    store_url: str | None = store_url_field(
+        ENV_PREFIX,
+        "redis://host:port/db to share state with other controllers; unset: embedded",
+    )
+    control_secret: str | None = Field(
+        default=None, description="shared secret workers and gateways must present"
+    )
     allowed_worker_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
-        description="hosts a worker URL may point at; ['*'] allows any",
+        description="host a worker URL may point at ('*' allows any)",
+        json_schema_extra={"flag": "--allowed-worker-host", "metavar": "HOST"},
     )

@@ -3,7 +3,8 @@
 Two kinds of template share one interface (`Template`): registry rows (`ConversationTemplate`,
 one per model family, see `table.py`) and `ChatTemplate`, a model's own Hugging Face Jinja
 `chat_template` rendered in a sandbox. `resolve_template` picks one for a model: an explicit
-name, else the model's chat_template, else the most specific name rule, else `raw` with a
+name, else the model's chat_template, else the most specific name rule for the first of the
+model's names (its path, then its served name) that a rule matches, else `raw` with a
 warning. Model names match rules by whole name tokens, most specific rule first (`rules.py`).
 
 Conventions the worker relies on:

@@ -75,18 +75,33 @@ class Registry:
             f"unknown conversation template {name!r}{hint} ('corral templates list' shows them all)"
         )
 
-    def match(self, model_name: str) -> tuple[ConversationTemplate, str | None]:
-        """(template, matching rule pattern) for a model name or path; (raw, None) if none."""
+    def find(self, model_name: str) -> tuple[ConversationTemplate, str] | None:
+        """(template, matching rule pattern) for a model name or path; None if no rule matches."""
         rule = best_rule(self._rules, model_name)
         if rule is None:
-            logger.warning(
-                "no conversation template rule matches model %r; using %r (messages joined, "
-                "no template). Name a template explicitly to format it properly.",
-                model_name,
-                FALLBACK,
-            )
-            return self._templates[FALLBACK], None
+            return None
         return self._templates[rule.template], rule.pattern
+
+    def fallback(self) -> ConversationTemplate:
+        """The template for a model no rule matches: messages joined, no template."""
+        return self._templates[FALLBACK]
+
+    def match(self, model_name: str) -> tuple[ConversationTemplate, str | None]:
+        """(template, matching rule pattern) for a model name or path; (raw, None) if none."""
+        found = self.find(model_name)
+        if found is None:
+            warn_unmatched([model_name])
+            return self.fallback(), None
+        return found
+
+
+def warn_unmatched(names: Iterable[str]) -> None:
+    logger.warning(
+        "no conversation template rule matches model %s; using %r (messages joined, "
+        "no template). Name a template explicitly to format it properly.",
+        " or ".join(repr(n) for n in names),
+        FALLBACK,
+    )
 
 
 DEFAULT_REGISTRY = Registry(TEMPLATES, RULES)

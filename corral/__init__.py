@@ -1,1 +1,1 @@
-"""The `corral` command and the glue every service shares (server runner, HTTP error handlers)."""
+"""The `corral` command: subcommand wiring and `corral up`. Nothing imports this package."""

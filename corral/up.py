@@ -14,11 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from dataclasses import dataclass, field
 
 import httpx
 
-from corral.cliargs import add_logging_flag
+from model_worker.backends import BACKEND_CHOICES
+from servekit.settings import LogLevel
 
 PR_SET_PDEATHSIG = 1
 
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="built-in name (smollm2), .gguf file or HF model dir; repeatable (default: smollm2)",
     )
-    a("--backend", default="auto", choices=["auto", "hf", "vllm"])
+    a("--backend", default="auto", choices=BACKEND_CHOICES, help="every worker's backend")
     a("--host", default="127.0.0.1")
     a("--api-port", type=int, default=8000)
     a("--controller-port", type=int, default=21001)
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--store-url", help="redis://host:port/db to keep state in Redis (default: embedded)")
     a("--webui-port", type=int, default=7860)
     a("--no-webui", dest="webui", action="store_false", help="do not start the web UI")
-    add_logging_flag(parser)
+    a("--log-level", default="info", choices=typing.get_args(LogLevel), help="for every service")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -93,10 +95,6 @@ def run(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         print(f"corral up: two models share a name: {names}", file=sys.stderr)
         return 2
-    host = args.host
-    controller = f"http://{host}:{args.controller_port}"
-    api = f"http://{host}:{args.api_port}"
-    log = ["--log-level", args.log_level]
     sup = Supervisor()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -104,86 +102,69 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        store = ["--store-url", args.store_url] if args.store_url else []
-        port = str(args.controller_port)
-        sup.start("controller", ["controller", "--host", host, "--port", port, *store, *log])
-        for i, (model, name) in enumerate(zip(models, names, strict=True)):
-            port = args.worker_port + i
-            sup.start(
-                f"worker {name}",
-                [
-                    "model_worker",
-                    "--model-path",
-                    model,
-                    "--model-name",
-                    name,
-                    "--backend",
-                    args.backend,
-                    "--host",
-                    host,
-                    "--port",
-                    str(port),
-                    "--controller-url",
-                    controller,
-                    *log,
-                ],
-            )
-        sup.start(
-            "api",
-            [
-                "openai_api",
-                "--host",
-                host,
-                "--port",
-                str(args.api_port),
-                "--controller-url",
-                controller,
-                *store,
-                *log,
-            ],
-        )
+        for name, argv in service_commands(args, models, names):
+            sup.start(name, argv)
         print(
-            f"corral: controller {controller}  api {api}/v1  models {', '.join(names)}", flush=True
+            f"corral: controller {_url(args, args.controller_port)}  "
+            f"api {_url(args, args.api_port)}/v1  models {', '.join(names)}",
+            flush=True,
         )
-        web = ""
-        if args.webui:
-            # Started now, not after the models: its imports take seconds and overlap the model
-            # load; it waits for the gateway to list every model itself, as long as we do.
-            webui = f"http://{host}:{args.webui_port}"
-            sup.start(
-                "webui",
-                [
-                    "webui",
-                    "--host",
-                    host,
-                    "--port",
-                    str(args.webui_port),
-                    "--api-url",
-                    f"{api}/v1",
-                    "--startup-timeout",
-                    str(args.ready_timeout),
-                    *(arg for name in names for arg in ("--wait-for-model", name)),
-                    *store,
-                    *log,
-                ],
-            )
-        if not _wait_ready(f"{api}/v1/models", names, sup, args.ready_timeout):
-            return 1
-        if args.webui:
-            if not _wait_ready(f"{webui}/health", None, sup, 120):
-                return 1
-            web = f", web UI at {webui}"
-        print(f"corral: ready - OpenAI API at {api}/v1 serving {', '.join(names)}{web}", flush=True)
-        while not sup.dead():
-            time.sleep(0.5)
-        print(f"corral: a service stopped: {', '.join(sup.dead())}; stopping", file=sys.stderr)
-        return 1
+        return _serve(args, names, sup)
     except KeyboardInterrupt:
         print("corral: stopping", flush=True)
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         sup.stop()
+
+
+def _url(args: argparse.Namespace, port: int) -> str:
+    return f"http://{args.host}:{port}"
+
+
+def service_commands(
+    args: argparse.Namespace, models: list[str], names: list[str]
+) -> list[tuple[str, list[str]]]:
+    """(name, `python -m` arguments) of each child: controller, one worker per model, the
+    gateway and (unless --no-webui) the web UI."""
+    controller, api = _url(args, args.controller_port), _url(args, args.api_port)
+    common = ["--host", args.host, "--log-level", args.log_level]
+    store = ["--store-url", args.store_url] if args.store_url else []
+    controller_args = ["controller", *common, "--port", str(args.controller_port), *store]
+    commands = [("controller", controller_args)]
+    for i, (model, name) in enumerate(zip(models, names, strict=True)):
+        worker = ["model_worker", *common, "--port", str(args.worker_port + i)]
+        worker += ["--model-path", model, "--model-name", name, "--backend", args.backend]
+        commands.append((f"worker {name}", [*worker, "--controller-url", controller]))
+    gateway = ["openai_api", *common, "--port", str(args.api_port)]
+    commands.append(("api", [*gateway, "--controller-url", controller, *store]))
+    if args.webui:
+        # Started now, not after the models: its imports take seconds and overlap the model
+        # load; it waits for the gateway to list every model itself, as long as we do.
+        webui = ["webui", *common, "--port", str(args.webui_port), "--api-url", f"{api}/v1"]
+        webui += ["--startup-timeout", str(args.ready_timeout)]
+        webui += [arg for name in names for arg in ("--wait-for-model", name)]
+        commands.append(("webui", [*webui, *store]))
+    return commands
+
+
+def _serve(args: argparse.Namespace, names: list[str], sup: Supervisor) -> int:
+    """Wait until every model is listed (and the web UI answers), say so, then watch the
+    children: when one stops, everything stops."""
+    api = _url(args, args.api_port)
+    if not _wait_ready(f"{api}/v1/models", names, sup, args.ready_timeout):
+        return 1
+    web = ""
+    if args.webui:
+        webui = _url(args, args.webui_port)
+        if not _wait_ready(f"{webui}/health", None, sup, 120):
+            return 1
+        web = f", web UI at {webui}"
+    print(f"corral: ready - OpenAI API at {api}/v1 serving {', '.join(names)}{web}", flush=True)
+    while not sup.dead():
+        time.sleep(0.5)
+    print(f"corral: a service stopped: {', '.join(sup.dead())}; stopping", file=sys.stderr)
+    return 1
 
 
 def _wait_ready(url: str, models: list[str] | None, sup: Supervisor, timeout: float) -> bool:

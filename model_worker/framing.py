@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -48,11 +48,7 @@ def as_client_error(exc: BaseException) -> CorralError:
     return InternalError("generation failed; see the worker log")
 
 
-async def guarded_stream(
-    events: AsyncIterator[bytes],
-    slot: Slot,
-    on_error: Callable[[BaseException], None] | None = None,
-) -> AsyncIterator[bytes]:
+async def guarded_stream(events: AsyncIterator[bytes], slot: Slot) -> AsyncIterator[bytes]:
     """Relay SSE events; a failure becomes one error event, and `[DONE]` always ends the stream.
 
     The admission slot is released however the stream ends; a client disconnect cancels this
@@ -62,8 +58,6 @@ async def guarded_stream(
         async for chunk in events:
             yield chunk
     except Exception as exc:
-        if on_error is not None:
-            on_error(exc)
         yield as_client_error(exc).sse_event()
     finally:
         slot.release()

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.paths import corral_home
+from servekit.paths import corral_home
 
 logger = logging.getLogger(__name__)
 

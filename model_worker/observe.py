@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from prometheus_client import Gauge
 
-from corral.metrics import Metrics
 from model_worker.backends.base import Delta
 from model_worker.limiter import AdmissionQueue
+from servekit.metrics import Metrics
 
 
 class WorkerMetrics:
-    def __init__(self, metrics: Metrics, limiter: AdmissionQueue, running: object) -> None:
+    def __init__(
+        self, metrics: Metrics, limiter: AdmissionQueue, running: Callable[[], int]
+    ) -> None:
         self.ttft = metrics.histogram("ttft_seconds", "request start to first token", ["model"])
         self.itl = metrics.histogram("inter_token_seconds", "between streamed tokens", ["model"])
         self.tokens = metrics.counter("output_tokens", "generated tokens", ["model"])
@@ -30,7 +32,7 @@ class WorkerMetrics:
         def refresh() -> None:
             in_flight.set(limiter.in_flight)
             queued.set(limiter.queued)
-            engine.set(running())  # type: ignore[operator]
+            engine.set(running())
 
         metrics.before_scrape.append(refresh)
 

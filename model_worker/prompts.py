@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conv_templates import TemplateError
+from conv_templates import Template, TemplateError
 from model_worker.backends.base import SamplingOptions
 from protocol.errors import ContextLengthExceeded, InvalidRequest
 from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
@@ -14,7 +14,7 @@ from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionReques
 class PromptBuilder:
     """Renders and tokenizes prompts for one model with its one resolved template."""
 
-    def __init__(self, tokenizer: Any, template: Any, max_model_len: int) -> None:
+    def __init__(self, tokenizer: Any, template: Template, max_model_len: int) -> None:
         self.tokenizer = tokenizer
         self.template = template
         self.max_model_len = max_model_len

@@ -1,8 +1,12 @@
-"""The worker's HTTP surface: its own OpenAI endpoints plus /health and /internal/*."""
+"""The worker's HTTP surface: its own OpenAI endpoints plus /health and /internal/*.
+
+A body the gateway already validated is validated here again, on purpose: a worker is a
+standalone OpenAI server too, and the gateway refuses a bad request before it costs a dispatch.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -10,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from corral.http import json_body_doc, parse_body
+from model_worker.state import WorkerState
 from protocol.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from protocol.openai import (
     ChatCompletionRequest,
@@ -19,14 +23,12 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
-
-if TYPE_CHECKING:
-    from model_worker.app import WorkerState
+from servekit.app import service_state
+from servekit.http import json_body_doc, parse_body
 
 
 def _state(request: Request) -> WorkerState:
-    state: WorkerState = request.app.state.worker
-    return state
+    return service_state(request, WorkerState)
 
 
 def _check_model(state: WorkerState, model: str) -> None:

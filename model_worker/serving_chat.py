@@ -10,7 +10,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from corral.http import until_disconnect
 from model_worker.backends.base import Backend, Delta, GenerationRequest
 from model_worker.framing import (
     SlotStreamingResponse,
@@ -31,6 +30,7 @@ from protocol.openai import (
     TokenLogprobEntry,
     Usage,
 )
+from servekit.http import until_disconnect
 
 
 class ChatServing:

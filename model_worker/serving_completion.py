@@ -10,7 +10,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from corral.http import until_disconnect
 from model_worker.backends.base import Backend, GenerationRequest, TokenLogprob
 from model_worker.framing import (
     SlotStreamingResponse,
@@ -30,6 +29,7 @@ from protocol.openai import (
     CompletionResponse,
     Usage,
 )
+from servekit.http import until_disconnect
 
 
 class CompletionServing:

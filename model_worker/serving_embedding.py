@@ -8,12 +8,12 @@ import struct
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from corral.http import until_disconnect
 from model_worker.backends.base import Backend
 from model_worker.limiter import AdmissionQueue
 from model_worker.prompts import PromptBuilder
 from protocol.errors import ContextLengthExceeded, InvalidRequest
 from protocol.openai import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
+from servekit.http import until_disconnect
 
 
 class EmbeddingServing:

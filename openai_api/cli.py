@@ -1,38 +1,23 @@
-"""`corral api` / `python -m openai_api` flags."""
+"""`corral api` / `python -m openai_api`: flags generated from `GatewaySettings`."""
 
 from __future__ import annotations
 
 import argparse
 
-from corral.cliargs import add_logging_flag, configure_logging, overrides
 from openai_api.settings import GatewaySettings
+from servekit.cliargs import add_settings_arguments, settings_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("--host")
-    a("--port", type=int)
-    a(
-        "--controller-url",
-        dest="controller_urls",
-        action="append",
-        help="controller base URL (repeatable: the gateway fails over between them)",
-    )
-    a("--control-secret", help="shared secret for the controller's control plane")
-    a("--api-key", dest="api_keys", action="append", help="accepted API key (repeatable)")
-    a("--request-timeout", type=float, help="seconds to wait for a worker (then 504)")
-    a("--max-retries", type=int, help="other workers tried when one fails before answering")
-    a("--store-url", help="redis://... to share keys and rate limits (default: embedded)")
-    a("--max-body-bytes", type=int, help="larger request bodies get 413")
-    a("--max-messages", type=int, help="chat requests with more messages get 400")
-    add_logging_flag(parser)
+    add_settings_arguments(parser, GatewaySettings)
 
 
 def run(args: argparse.Namespace) -> int:
-    from corral import server
     from openai_api.app import create_app
+    from servekit import server
+    from servekit.logs import configure_logging
 
-    configure_logging(args.log_level)
-    settings = GatewaySettings(**overrides(args, GatewaySettings))
-    server.run(create_app(settings), settings.host, settings.port, log_level=args.log_level)
+    settings = settings_from_args(args, GatewaySettings)
+    configure_logging(settings.log_level)
+    server.run(create_app(settings), settings.host, settings.port, log_level=settings.log_level)
     return 0

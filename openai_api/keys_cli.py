@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from typing import Any
 
+from openai_api.settings import GatewaySettings
 from store import open_keys
 
 
@@ -17,9 +17,8 @@ def add_subparser(subparsers: Any) -> None:
     keys = subparsers.add_parser("keys", help="manage API keys (stored hashed)")
     keys.add_argument(
         "--store-url",
-        default=os.environ.get("CORRAL_STORE_URL"),
-        help="redis://... or sqlite:///path (default: $CORRAL_STORE_URL, "
-        "else the embedded store under $CORRAL_HOME)",
+        help="redis://... or sqlite:///path (default: the gateway's store: $CORRAL_API_STORE_URL, "
+        "else $CORRAL_STORE_URL, else the embedded store under $CORRAL_HOME)",
     )
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
 
@@ -52,6 +51,8 @@ def _positive(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.store_url is None:  # the store the gateway reads, found the way the gateway does
+        args.store_url = GatewaySettings().store_url
     code: int = asyncio.run(args.action(args))
     return code
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.metrics import Metrics
+from servekit.metrics import Metrics
 
 
 class GatewayMetrics:

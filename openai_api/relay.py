@@ -20,11 +20,11 @@ import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from corral.http import until_disconnect
 from openai_api.observe import GatewayMetrics
-from openai_api.router import ControllerClient, no_worker
+from openai_api.router import ControllerApi, no_worker
 from protocol.control import Endpoint
 from protocol.errors import CorralError, UpstreamError, UpstreamTimeout
+from servekit.http import until_disconnect
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Relay:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        router: ControllerClient,
+        router: ControllerApi,
         max_retries: int,
         metrics: GatewayMetrics,
     ) -> None:

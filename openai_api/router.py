@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 import aiohttp
 
@@ -24,6 +25,20 @@ from protocol.control import (
 from protocol.errors import NoWorkerAvailable, ServiceUnavailable, parse_envelope
 
 logger = logging.getLogger(__name__)
+
+
+class ControllerApi(Protocol):
+    """What the gateway asks of the controller (tests give the gateway a fake)."""
+
+    async def dispatch(self, model: str, endpoint: Endpoint, exclude: list[str]) -> DispatchReply:
+        """A worker for the request, or the controller's error (404 model, 503 none live)."""
+        ...
+
+    async def models(self) -> list[ModelStatus]: ...
+
+    def release(self, worker_id: str) -> None:
+        """A request on `worker_id` ended."""
+        ...
 
 
 class ControllerClient:

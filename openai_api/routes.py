@@ -10,11 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from corral.http import json_body_doc, parse_body
-from openai_api.auth import Gatekeeper, Principal
-from openai_api.relay import Relay
-from openai_api.router import ControllerClient
-from openai_api.settings import GatewaySettings
+from openai_api.auth import Principal
+from openai_api.state import GatewayState
 from protocol.control import Endpoint
 from protocol.errors import InvalidRequest
 from protocol.openai import (
@@ -24,16 +21,17 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
+from servekit.app import service_state
+from servekit.http import json_body_doc, parse_body
+
+
+def _state(request: Request) -> GatewayState:
+    return service_state(request, GatewayState)
 
 
 async def _authenticate(request: Request) -> Principal:
-    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    gatekeeper = _state(request).gatekeeper
     return await gatekeeper.authenticate(request.headers.get("authorization"))
-
-
-def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
 
 
 async def _forward(
@@ -46,19 +44,19 @@ async def _forward(
     stream: bool,
 ) -> Response:
     request.state.model = model
-    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    state = _state(request)
+    gatekeeper = state.gatekeeper
     await gatekeeper.admit(principal, model)
 
     def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
         gatekeeper.charge(principal, prompt_tokens + completion_tokens)
 
-    relay: Relay = request.app.state.relay
-    return await relay.forward(request, endpoint, model, path, raw, stream, on_usage)
+    return await state.relay.forward(request, endpoint, model, path, raw, stream, on_usage)
 
 
 async def chat_completions(request: Request) -> Response:
     principal = await _authenticate(request)
-    settings = _settings(request)
+    settings = _state(request).settings
     body, raw = await parse_body(request, ChatCompletionRequest, settings.max_body_bytes)
     if len(body.messages) > settings.max_messages:
         raise InvalidRequest(
@@ -72,7 +70,8 @@ async def chat_completions(request: Request) -> Response:
 
 async def completions(request: Request) -> Response:
     principal = await _authenticate(request)
-    body, raw = await parse_body(request, CompletionRequest, _settings(request).max_body_bytes)
+    limit = _state(request).settings.max_body_bytes
+    body, raw = await parse_body(request, CompletionRequest, limit)
     return await _forward(
         request, principal, "completions", body.model, "/v1/completions", raw, body.stream
     )
@@ -80,7 +79,8 @@ async def completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     principal = await _authenticate(request)
-    body, raw = await parse_body(request, EmbeddingRequest, _settings(request).max_body_bytes)
+    limit = _state(request).settings.max_body_bytes
+    body, raw = await parse_body(request, EmbeddingRequest, limit)
     return await _forward(
         request, principal, "embeddings", body.model, "/v1/embeddings", raw, False
     )
@@ -88,8 +88,8 @@ async def embeddings(request: Request) -> Response:
 
 async def models(request: Request) -> ModelList:
     principal = await _authenticate(request)
-    router: ControllerClient = request.app.state.router
-    listed = [m.id for m in await router.models() if principal.may_use(m.id)]
+    served = await _state(request).controller.models()
+    listed = [m.id for m in served if principal.may_use(m.id)]
     return ModelList(data=[ModelCard(id=m) for m in listed])
 
 
@@ -99,10 +99,9 @@ async def health(request: Request) -> dict[str, Any]:
 
 async def ready(request: Request) -> dict[str, Any]:
     """Can serve: a controller answers and the key store is reachable."""
-    router: ControllerClient = request.app.state.router
-    live = await router.models()
-    gatekeeper: Gatekeeper = request.app.state.gatekeeper
-    await gatekeeper.probe()
+    state = _state(request)
+    live = await state.controller.models()
+    await state.gatekeeper.probe()
     return {"status": "ready", "models": len(live)}
 
 

@@ -2,29 +2,61 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from servekit.settings import ServiceSettings, store_url_field
+
+ENV_PREFIX = "CORRAL_API_"
 
 
-class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CORRAL_API_", extra="forbid")
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    controller_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:21001"])
-    control_secret: str | None = None
-    store_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("store_url", "CORRAL_STORE_URL"),
-        description="redis://... shares API keys and rate-limit buckets between gateways",
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
+    controller_urls: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:21001"],
+        description="controller base URL (the gateway fails over between them)",
+        json_schema_extra={"flag": "--controller-url", "metavar": "URL"},
     )
-    api_keys: list[str] = Field(default_factory=list, description="static keys")
-    static_key_rpm: int | None = Field(default=None, ge=1)
-    static_key_tpm: int | None = Field(default=None, ge=1)
+    control_secret: str | None = Field(
+        default=None, description="shared secret for the controller's control plane"
+    )
+    store_url: str | None = store_url_field(
+        ENV_PREFIX,
+        "redis://... shares API keys and rate-limit buckets between gateways; unset: embedded",
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="accepted static API key",
+        json_schema_extra={"flag": "--api-key", "metavar": "KEY"},
+    )
+    static_key_rpm: int | None = Field(
+        default=None, ge=1, description="requests per minute for each static key"
+    )
+    static_key_tpm: int | None = Field(
+        default=None, ge=1, description="tokens per minute for each static key"
+    )
     key_cache_ttl: float = Field(default=2.0, ge=0, description="seconds a key lookup is reused")
-    request_timeout: float = Field(default=600.0, gt=0, description="seconds to a worker's reply")
-    connect_timeout: float = Field(default=2.0, gt=0)
-    controller_timeout: float = Field(default=5.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=5, description="other workers tried first-byte")
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_messages: int = Field(default=512, ge=1)
+    request_timeout: float = Field(
+        default=600.0, gt=0, description="seconds to wait for a worker's reply (then 504)"
+    )
+    connect_timeout: float = Field(
+        default=2.0, gt=0, description="seconds to connect to a worker or a controller"
+    )
+    controller_timeout: float = Field(
+        default=5.0, gt=0, description="seconds for a controller's answer"
+    )
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="other workers tried when one fails before its first byte",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="larger request bodies get 413"
+    )
+    max_messages: int = Field(
+        default=512, ge=1, description="chat requests with more messages get 400"
+    )

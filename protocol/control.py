@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Capability = Literal["chat", "completions", "embeddings"]
+# An OpenAI endpoint a worker serves (its capabilities) and a request asks for.
 Endpoint = Literal["chat", "completions", "embeddings"]
-DEFAULT_CAPABILITIES: tuple[Capability, ...] = ("chat", "completions")
+DEFAULT_CAPABILITIES: tuple[Endpoint, ...] = ("chat", "completions")
 
 
 class ControlModel(BaseModel):
@@ -20,7 +20,7 @@ class WorkerRegistration(ControlModel):
     url: str = Field(min_length=1, max_length=512, description="base URL the gateway calls")
     models: list[str] = Field(min_length=1, max_length=256)
     capacity: int = Field(ge=1, le=100_000, description="requests served at once")
-    capabilities: list[Capability] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
+    capabilities: list[Endpoint] = Field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
     backend: str = "unknown"
     template: str | None = None
     context_length: int | None = Field(default=None, ge=1)

@@ -3,6 +3,8 @@
 The `open_*` functions pick the backend from a URL: none (embedded: the controller's memory for
 the registry, a gateway's memory for rate-limit buckets, a SQLite file under $CORRAL_HOME for
 events and API keys), `sqlite:///path`, or `redis://host:port/db`.
+
+It imports only `protocol` and `servekit`; business rules stay in the services.
 """
 
 from __future__ import annotations
@@ -84,6 +86,6 @@ def _sqlite_path(url: str | None) -> Path:
         return Path(url[len("sqlite:///") :])
     if url:
         raise ValueError(f"unsupported store URL {url!r}: use redis://... or sqlite:///path")
-    from corral.paths import corral_home
+    from servekit.paths import corral_home
 
     return corral_home() / "corral.db"

@@ -7,10 +7,24 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from protocol.control import Heartbeat, WorkerRegistration
+from protocol.errors import ServiceUnavailable
 
 
-class StoreUnavailable(Exception):
-    """The store cannot be reached; callers answer 503 and retry later."""
+class StoreUnavailable(ServiceUnavailable):
+    """The store cannot be reached: a 503 (`store_unavailable`) the client may retry.
+
+    The client is told only that the store is down; `str(exc)` keeps the detail (which store,
+    what failed) for the log and for command-line tools.
+    """
+
+    default_code = "store_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the state store is unavailable; retry shortly")
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 @dataclass

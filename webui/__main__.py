@@ -10,6 +10,5 @@ def main() -> int:
     return run(parser.parse_args())
 
 
-# The guard matters: vLLM starts its engine in a spawned process, which re-imports __main__.
 if __name__ == "__main__":
     sys.exit(main())

@@ -230,10 +230,6 @@ class Round:
         self._refuse_unless_open("vote")
         self.phase, self._pending = Phase.VOTING, kind
 
-    @property
-    def pending_vote(self) -> VoteKind | None:
-        return self._pending
-
     def commit_vote(self, at: float | None = None) -> VoteKind:
         """The vote is stored: close the round and reveal the names."""
         assert self.phase is Phase.VOTING and self._pending is not None

@@ -8,89 +8,46 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
 from pydantic import ValidationError
 
-from corral.cliargs import add_logging_flag, configure_logging, overrides
+from servekit.cliargs import add_settings_arguments, settings_from_args
 from webui.settings import WebUISettings
 
 USAGE_ERROR = 2
-
-
-def _weight(text: str) -> tuple[str, float]:
-    model, sep, value = text.rpartition("=")
-    try:
-        if not sep or not model:
-            raise ValueError
-        return model, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MODEL=WEIGHT, got {text!r}") from None
+LEADERBOARD_SETTINGS = ("store_url", "bootstrap_rounds", "leaderboard_seed", "identity_words")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    a = parser.add_argument
-    a("--host")
-    a("--port", type=int)
-    a("--api-url", help="the gateway's OpenAI base URL (default http://127.0.0.1:8000/v1)")
-    a("--api-key", help="API key for the gateway, when it requires one")
-    a("--store-url", help="redis://host:port/db or sqlite:///path (default: embedded file)")
-    a(
-        "--arena-weight",
-        dest="arena_weights",
-        action="append",
-        type=_weight,
-        metavar="MODEL=WEIGHT",
-        help="battle draw weight (repeatable; 0 = never drawn; default: every model 1)",
-    )
-    a("--max-input-chars", type=int, help="longest prompt accepted")
-    a("--max-turns", type=int, help="user messages per conversation")
-    a("--max-tokens", type=int, help="longest arena answer, in tokens")
-    a("--session-rate-limit", type=int, help="generations per session per window (0: off)")
-    a("--ip-rate-limit", type=int, help="generations per client IP per window (0: off)")
-    a("--startup-timeout", type=float, help="seconds to wait for the gateway's models")
-    a(
-        "--wait-for-model",
-        dest="wait_for_models",
-        action="append",
-        metavar="MODEL",
-        help="wait at start-up until the gateway lists MODEL (repeatable)",
-    )
-    add_logging_flag(parser)
-
-
-def _settings(args: argparse.Namespace) -> WebUISettings:
-    given: dict[str, Any] = overrides(args, WebUISettings)
-    if "arena_weights" in given:
-        given["arena_weights"] = dict(given["arena_weights"])
-    return WebUISettings(**given)
+    add_settings_arguments(parser, WebUISettings)
 
 
 async def _preflight(settings: WebUISettings) -> None:
-    from webui.service import WebUI
+    """Reach the gateway and check the arena weights before serving anything."""
+    from webui.state import open_state
 
-    ui = WebUI(settings)
-    try:
-        await ui.open()
-    finally:
-        await ui.close()
+    async with contextlib.AsyncExitStack() as stack:
+        await open_state(settings, stack)
 
 
 def run(args: argparse.Namespace) -> int:
-    from corral import server
+    from servekit import server
+    from servekit.logs import configure_logging
     from webui.app import create_app
     from webui.sampling import ArenaConfigError
     from webui.service import GatewayUnavailable
 
-    configure_logging(args.log_level)
     try:
-        settings = _settings(args)
+        settings = settings_from_args(args, WebUISettings)
+        configure_logging(settings.log_level)
         asyncio.run(_preflight(settings))
     except (ValidationError, ArenaConfigError, GatewayUnavailable) as exc:
         print(f"corral webui: {_one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR
-    server.run(create_app(settings), settings.host, settings.port, log_level=args.log_level)
+    server.run(create_app(settings), settings.host, settings.port, log_level=settings.log_level)
     return 0
 
 
@@ -111,14 +68,8 @@ def add_leaderboard_subparser(subparsers: Any) -> None:
         "computed from the anonymous battles in the store (the numbers the web UI shows).",
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    p.add_argument("--store-url", help="redis://host:port/db or sqlite:///path")
-    p.add_argument("--bootstrap-rounds", type=int, help="resamples for the intervals (>= 100)")
-    p.add_argument("--seed", dest="leaderboard_seed", type=int, help="bootstrap seed")
-    p.add_argument(
-        "--identity-word",
-        dest="identity_words",
-        action="append",
-        help="word that reveals a model (repeatable; replaces the default list)",
+    add_settings_arguments(
+        p, WebUISettings, only=LEADERBOARD_SETTINGS, flags={"leaderboard_seed": "--seed"}
     )
     p.set_defaults(func=run_leaderboard)
 
@@ -139,7 +90,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     from webui import leaderboard, report
 
     try:
-        settings = WebUISettings(**overrides(args, WebUISettings))
+        settings = settings_from_args(args, WebUISettings)
     except ValidationError as exc:
         print(f"corral leaderboard: {_one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR

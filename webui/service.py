@@ -1,7 +1,8 @@
 """What the web page's buttons do, without the page: the arena, chat and leaderboard actions.
 
 `WebUI` holds the long-lived things (gateway client, event log, rate limits) opened in the
-app's lifespan; the Gradio wiring in `webui.app` only turns its results into components.
+app's lifespan; the Gradio wiring (`webui.arena_tab`, `webui.chat_tab`) only turns its results
+into components.
 Generations yield after every batch of streamed text, so the page can redraw.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import openai
 
-from store import EventLog, StoreUnavailable, open_events
+from store import EventLog, StoreUnavailable
 from webui import leaderboard, records
 from webui.arena import VOTE_LABELS, Chat, Limits, Phase, Refused, Round, VoteKind
 from webui.gateway import Delta, Failed, Gateway, Sampling
@@ -44,8 +45,21 @@ class Client:
 
 
 class WebUI:
-    def __init__(self, settings: WebUISettings, rng: random.Random | None = None) -> None:
+    """The web UI's state: its settings, the gateway client, the event log and the limits.
+
+    `webui.state.open_state` builds it for the app's lifespan and waits for the models.
+    """
+
+    def __init__(
+        self,
+        settings: WebUISettings,
+        gateway: Gateway,
+        events: EventLog,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
+        self.gateway = gateway
+        self.events = events
         self.rng = rng or random.SystemRandom()
         self.limits = Limits(settings.max_input_chars, settings.max_turns)
         self.sampling = Sampling(settings.temperature, settings.top_p, settings.max_tokens)
@@ -54,34 +68,18 @@ class WebUI:
         )
         salt = settings.ip_hash_salt
         self._salt = salt.get_secret_value().encode() if salt else secrets.token_bytes(32)
-        self._gateway: Gateway | None = None
-        self._events: EventLog | None = None
-        self._owned: list[Gateway | EventLog] = []
         self._models: list[str] = []
         self._models_at = -1e9
 
-    # lifecycle ---------------------------------------------------------------------------
-
-    async def open(self, gateway: Gateway | None = None, events: EventLog | None = None) -> None:
-        """Connect, wait for the gateway's model list, and check the arena weights against it."""
-        s = self.settings
-        if s.ip_hash_salt is None:
-            logger.warning("no ip_hash_salt set: IP hashes will differ after a restart")
-        if gateway is None:
-            key = s.api_key.get_secret_value() if s.api_key else None
-            gateway = Gateway.connect(s.api_url, key, s.request_timeout)
-            self._owned.append(gateway)
-        if events is None:
-            events = open_events(s.store_url)
-            self._owned.append(events)
-        self._gateway, self._events = gateway, events
-        try:
-            served = await self._wait_for_models()
-            check_weights(s.arena_weights, served)
-        except BaseException:
-            await self.close()
-            raise
-        logger.info("gateway %s serves: %s", s.api_url, ", ".join(served) or "no model yet")
+    async def wait_for_models(self) -> list[str]:
+        """Wait until the gateway lists the models the settings name, then check the arena
+        weights against what it serves (ArenaConfigError, or GatewayUnavailable in time)."""
+        served = await self._wait_for_models()
+        check_weights(self.settings.arena_weights, served)
+        logger.info(
+            "gateway %s serves: %s", self.settings.api_url, ", ".join(served) or "no model yet"
+        )
+        return served
 
     async def _wait_for_models(self) -> list[str]:
         wanted = set(self.settings.arena_weights) | set(self.settings.wait_for_models)
@@ -106,21 +104,6 @@ class WebUI:
         if not self._models and not wanted:
             logger.warning("the gateway lists no model yet; the UI starts anyway")
         return self._models
-
-    async def close(self) -> None:
-        for thing in reversed(self._owned):
-            await thing.close()
-        self._owned.clear()
-
-    @property
-    def gateway(self) -> Gateway:
-        assert self._gateway is not None, "WebUI.open() first"
-        return self._gateway
-
-    @property
-    def events(self) -> EventLog:
-        assert self._events is not None, "WebUI.open() first"
-        return self._events
 
     async def models(self) -> list[str]:
         """The gateway's models, cached for models_refresh_s; the last list if it is down."""

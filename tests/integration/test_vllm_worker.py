@@ -185,7 +185,7 @@ async def test_engine_extras(stack: dict[str, Any]) -> None:
     first = greedy.json()["choices"][0]["logprobs"]["tokens"][0]
     assert first
     # stop_token_ids: the first greedy token ends the completion at once
-    tok = stack["app"].state.worker.backend.tokenizer
+    tok = stack["app"].state.service.backend.tokenizer
     first_id = tok(first, add_special_tokens=False)["input_ids"][0]
     r = await c.post(
         "/v1/completions",
@@ -254,7 +254,7 @@ async def test_disconnect_aborts_in_the_engine_and_frees_the_slot(stack: dict[st
 
 
 async def test_greedy_token_ids_match_the_hf_backend(stack: dict[str, Any]) -> None:
-    vllm_backend = stack["app"].state.worker.backend
+    vllm_backend = stack["app"].state.service.backend
     hf = HFBackend(stack["path"], dtype="float32")
     await hf.start()
 

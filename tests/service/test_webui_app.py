@@ -27,7 +27,7 @@ async def test_app_serves_health_and_the_page(tmp_path: Path) -> None:
             config = (await client.get("/config")).json()
             labels = {c["props"].get("label") for c in config["components"]}
             assert {"Arena (battle)", "Arena (side-by-side)", "Chat", "Leaderboard"} <= labels
-            assert app.state.webui.settings is settings
+            assert app.state.service.settings is settings
             # nothing on the page names a model before a battle starts
             assert "m1" not in page.text and "m2" not in page.text
 

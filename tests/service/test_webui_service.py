@@ -22,6 +22,7 @@ from webui.gateway import Sampling
 from webui.sampling import ArenaConfigError
 from webui.service import Client, GatewayUnavailable, WebUI
 from webui.settings import WebUISettings
+from webui.state import open_state
 
 PIECES = ["The ", "answer ", "is ", "four", "."]
 ME = Client(session="session-1", ip="203.0.113.7")
@@ -39,12 +40,9 @@ async def running(
             "startup_timeout": 2.0,
             "ip_hash_salt": "pepper",
         }
-        ui = WebUI(WebUISettings(**{**defaults, **settings}), rng=random.Random(0))
-        await ui.open()
-        try:
-            yield ui, fake
-        finally:
-            await ui.close()
+        async with contextlib.AsyncExitStack() as stack:
+            settings_ = WebUISettings(**{**defaults, **settings})
+            yield await open_state(settings_, stack, rng=random.Random(0)), fake
 
 
 async def play(ui: WebUI, rnd: Round, prompt: str = "What is 2+2?") -> list[str]:
@@ -184,9 +182,9 @@ async def test_a_vote_the_store_refused_is_not_acknowledged(tmp_path: Path) -> N
     fake = FakeGateway({"m1": PIECES, "m2": PIECES})
     log = FlakyLog()
     async with loopback(fake.app) as url:
-        ui = WebUI(WebUISettings(api_url=f"{url}/v1", ip_hash_salt="s"), rng=random.Random(1))
-        await ui.open(events=log)
-        try:
+        settings = WebUISettings(api_url=f"{url}/v1", ip_hash_salt="s")
+        async with contextlib.AsyncExitStack() as stack:
+            ui = await open_state(settings, stack, events=log, rng=random.Random(1))
             rnd = await ui.new_battle()
             notices = await play(ui, rnd)
             assert "could not be logged" in notices[-1]
@@ -197,8 +195,6 @@ async def test_a_vote_the_store_refused_is_not_acknowledged(tmp_path: Path) -> N
             await ui.vote(rnd, "model_a", ME)
             assert [s for s, _ in log.records] == ["votes"]
             assert rnd.revealed
-        finally:
-            await ui.close()
 
 
 async def test_input_limits_refuse_before_anything_is_sent(tmp_path: Path) -> None:
@@ -284,10 +280,9 @@ async def test_start_up_waits_for_the_models_it_is_told_of(
 
 async def test_unreachable_gateway_stops_the_start(tmp_path: Path) -> None:
     settings = WebUISettings(api_url="http://127.0.0.1:1/v1", startup_timeout=0.2)
-    ui = WebUI(settings)
-    with pytest.raises(GatewayUnavailable, match="cannot list models"):
-        await ui.open(events=FlakyLog())
-    await ui.close()
+    async with contextlib.AsyncExitStack() as stack:
+        with pytest.raises(GatewayUnavailable, match="cannot list models"):
+            await open_state(settings, stack, events=FlakyLog())
 
 
 async def test_side_by_side_is_named_and_stored_as_such(tmp_path: Path) -> None:

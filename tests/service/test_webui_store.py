@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -17,8 +18,9 @@ from harness import FakeGateway, loopback
 from store import open_events
 from webui import leaderboard
 from webui.cli import add_leaderboard_subparser
-from webui.service import Client, WebUI
+from webui.service import Client
 from webui.settings import WebUISettings
+from webui.state import open_state
 
 # "strong" always wins its battles, "weak" always loses, "mid" wins against "weak" only
 EXPECTED_ORDER = ["strong", "mid", "weak"]
@@ -39,9 +41,8 @@ async def play_battles(store_url: str, battles: int) -> tuple[list[str], leaderb
         settings = WebUISettings(
             api_url=f"{url}/v1", store_url=store_url, ip_hash_salt="x", bootstrap_rounds=100
         )
-        ui = WebUI(settings, rng=random.Random(4))
-        await ui.open()
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            ui = await open_state(settings, stack, rng=random.Random(4))
             for i in range(battles):
                 rnd = await ui.new_battle()
                 client = Client(session=f"s{i}", ip=f"198.51.100.{i % 5}")
@@ -51,8 +52,6 @@ async def play_battles(store_url: str, battles: int) -> tuple[list[str], leaderb
                 await ui.vote(rnd, "model_a" if a < b else "model_b", client)
                 ids.append(rnd.conversation_id)
             board = await ui.leaderboard()
-        finally:
-            await ui.close()
     return ids, board
 
 

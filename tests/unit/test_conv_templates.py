@@ -521,7 +521,7 @@ CHATML_JINJA = (
 def test_explicit_name_wins_over_everything() -> None:
     resolution = resolve_template(
         explicit="koala",
-        model_name="lmsys/vicuna-7b-v1.5",
+        names=["lmsys/vicuna-7b-v1.5"],
         chat_template=CHATML_JINJA,
         special_tokens={},
     )
@@ -534,27 +534,27 @@ def test_explicit_name_wins_over_everything() -> None:
 
 def test_explicit_unknown_name_is_an_error() -> None:
     with pytest.raises(TemplateError, match="unknown conversation template"):
-        resolve_template(explicit="vicuna-2", model_name="x", chat_template=None, special_tokens={})
+        resolve_template(explicit="vicuna-2", names=["x"], chat_template=None, special_tokens={})
 
 
 def test_explicit_hf_chat_template_needs_one() -> None:
     resolution = resolve_template(
         explicit="hf-chat-template",
-        model_name="x",
+        names=["x"],
         chat_template=CHATML_JINJA,
         special_tokens={},
     )
     assert (resolution.template.name, resolution.reason) == ("hf-chat-template", "explicit")
     with pytest.raises(TemplateError, match="has no chat_template"):
         resolve_template(
-            explicit="hf-chat-template", model_name="x", chat_template=None, special_tokens={}
+            explicit="hf-chat-template", names=["x"], chat_template=None, special_tokens={}
         )
 
 
 def test_chat_template_wins_over_name_rules() -> None:
     resolution = resolve_template(
         explicit=None,
-        model_name="lmsys/vicuna-7b-v1.5",
+        names=["lmsys/vicuna-7b-v1.5"],
         chat_template=CHATML_JINJA,
         special_tokens={"bos_token": "<s>", "eos_token": "</s>"},
     )
@@ -568,7 +568,7 @@ def test_chat_template_wins_over_name_rules() -> None:
 def test_name_rule_then_fallback(caplog: pytest.LogCaptureFixture) -> None:
     resolution = resolve_template(
         explicit=None,
-        model_name="meta-llama/Llama-2-7b-chat-hf",
+        names=["meta-llama/Llama-2-7b-chat-hf"],
         chat_template=None,
         special_tokens={},
     )
@@ -579,7 +579,7 @@ def test_name_rule_then_fallback(caplog: pytest.LogCaptureFixture) -> None:
     )
     with caplog.at_level("WARNING", logger="conv_templates"):
         resolution = resolve_template(
-            explicit=None, model_name="acme/mystery-7b", chat_template=None, special_tokens={}
+            explicit=None, names=["acme/mystery-7b"], chat_template=None, special_tokens={}
         )
     assert (resolution.template.name, resolution.reason, resolution.rule) == (
         "raw",
@@ -591,6 +591,49 @@ def test_name_rule_then_fallback(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_an_empty_chat_template_counts_as_absent() -> None:
     resolution = resolve_template(
-        explicit=None, model_name="lmsys/vicuna-7b-v1.5", chat_template="  ", special_tokens={}
+        explicit=None, names=["lmsys/vicuna-7b-v1.5"], chat_template="  ", special_tokens={}
     )
     assert (resolution.template.name, resolution.reason) == ("vicuna_v1.1", "name_rule")
+
+
+def test_the_first_name_a_rule_matches_decides_without_a_false_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="conv_templates"):
+        by_path = resolve_template(
+            explicit=None,
+            names=["lmsys/vicuna-7b-v1.5", "meta-llama/Llama-2-7b-chat-hf"],
+            chat_template=None,
+            special_tokens={},
+        )
+        by_served_name = resolve_template(
+            explicit=None,
+            names=["/models/checkpoint-1200", "lmsys/vicuna-7b-v1.5"],
+            chat_template=None,
+            special_tokens={},
+        )
+        by_chat_template = resolve_template(
+            explicit=None,
+            names=["/models/checkpoint-1200", "mystery"],
+            chat_template=CHATML_JINJA,
+            special_tokens={},
+        )
+    assert (by_path.template.name, by_path.reason) == ("vicuna_v1.1", "name_rule")
+    assert (by_served_name.template.name, by_served_name.reason) == ("vicuna_v1.1", "name_rule")
+    assert by_chat_template.reason == "chat_template"
+    assert "no conversation template rule" not in caplog.text
+
+
+def test_a_model_no_rule_matches_is_warned_about_once_by_all_its_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="conv_templates"):
+        resolution = resolve_template(
+            explicit=None,
+            names=["/models/mystery", "mystery"],
+            chat_template=None,
+            special_tokens={},
+        )
+    assert resolution.reason == "fallback_raw"
+    warnings = [r.getMessage() for r in caplog.records if "no conversation template" in r.message]
+    assert len(warnings) == 1 and "'/models/mystery' or 'mystery'" in warnings[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -19,10 +20,8 @@ from protocol.errors import (
     InternalError,
     InvalidRequest,
     PayloadTooLarge,
-    ServiceUnavailable,
     error_for_status,
 )
-from store.base import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +142,11 @@ def invalid_request(errors: list[Any]) -> InvalidRequest:
     return InvalidRequest(message, param=param or None)
 
 
+# What pydantic puts in an error's location for a union branch: a validator (`function-after[...]`)
+# or a type (`str`, `list[int]`, `list[TextContentPart]`); field names never look like these.
+_UNION_BRANCH = re.compile(r"function-(after|before)\[|(str|int|float|bool)$|\w+\[.*\]$")
+
+
 def _param_name(loc: list[Any]) -> str:
     name = ""
     for part in loc:
@@ -150,14 +154,8 @@ def _param_name(loc: list[Any]) -> str:
             name += f"[{part}]"
         elif not name:
             name = str(part)
-        elif str(part).startswith(("function-after", "function-before")) or part in (
-            "str",
-            "list[str]",
-            "list[int]",
-            "list[list[int]]",
-            "list[TextContentPart]",
-        ):
-            continue  # union branch names pydantic adds to the location
+        elif _UNION_BRANCH.match(str(part)):
+            continue  # the branch of a union pydantic tried, not a field name
         else:
             name += f".{part}"
     return name
@@ -165,6 +163,8 @@ def _param_name(loc: list[Any]) -> str:
 
 async def _corral_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CorralError)
+    if str(exc) != exc.message:  # a detail for the operator, not the client (a store's failure)
+        logger.warning("%s: %s", exc.message, exc)
     return error_response(exc, request)
 
 
@@ -186,14 +186,6 @@ async def _client_gone(_: Request, exc: Exception) -> Response:
     return Response(status_code=499)  # nobody is listening; the status is for the access log
 
 
-async def _store_down(request: Request, exc: Exception) -> Response:
-    logger.warning("state store unavailable: %s", exc)
-    err = ServiceUnavailable(
-        "the state store is unavailable; retry shortly", code="store_unavailable"
-    )
-    return error_response(err, request)
-
-
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
     return error_response(InternalError("internal error; see the service log"), request)
@@ -204,5 +196,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ClientDisconnected, _client_gone)
-    app.add_exception_handler(StoreUnavailable, _store_down)
     app.add_exception_handler(Exception, _unexpected)
