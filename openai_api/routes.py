@@ -44,6 +44,7 @@ async def _forward(
     path: str,
     raw: bytes,
     stream: bool,
+    wants_usage: bool = False,
 ) -> Response:
     request.state.model = model
     gatekeeper: Gatekeeper = request.app.state.gatekeeper
@@ -53,7 +54,9 @@ async def _forward(
         gatekeeper.charge(principal, prompt_tokens + completion_tokens)
 
     relay: Relay = request.app.state.relay
-    return await relay.forward(request, endpoint, model, path, raw, stream, on_usage)
+    return await relay.forward(
+        request, endpoint, model, path, raw, stream, on_usage, client_wants_usage=wants_usage
+    )
 
 
 async def chat_completions(request: Request) -> Response:
@@ -66,7 +69,14 @@ async def chat_completions(request: Request) -> Response:
             param="messages",
         )
     return await _forward(
-        request, principal, "chat", body.model, "/v1/chat/completions", raw, body.stream
+        request,
+        principal,
+        "chat",
+        body.model,
+        "/v1/chat/completions",
+        raw,
+        body.stream,
+        body.include_usage(),
     )
 
 
@@ -74,7 +84,14 @@ async def completions(request: Request) -> Response:
     principal = await _authenticate(request)
     body, raw = await parse_body(request, CompletionRequest, _settings(request).max_body_bytes)
     return await _forward(
-        request, principal, "completions", body.model, "/v1/completions", raw, body.stream
+        request,
+        principal,
+        "completions",
+        body.model,
+        "/v1/completions",
+        raw,
+        body.stream,
+        body.include_usage(),
     )
 
 
