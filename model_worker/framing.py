@@ -1,8 +1,7 @@
-"""Pieces shared by the OpenAI endpoints of a worker: SSE framing, logprobs, disconnects."""
+"""Pieces shared by the OpenAI endpoints of a worker: guarded streams, error mapping, logprobs."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,30 +11,12 @@ from starlette.responses import StreamingResponse
 from model_worker.backends.base import BackendError, TokenLogprob
 from model_worker.limiter import Slot
 from protocol.errors import CorralError, InternalError, ServiceUnavailable
+from protocol.openai import ChatLogprobs, TokenLogprobEntry, TopLogprob
+from protocol.stream import DONE, error_event
 
 logger = logging.getLogger(__name__)
 
-DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
-
-
-def usage_comment(prompt_tokens: int, completion_tokens: int) -> bytes:
-    """An SSE comment (clients ignore it) ending every stream, whether or not the client asked
-    for usage: the gateway reads it for token-rate limits and metrics without parsing events."""
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-    return b": usage " + json.dumps(usage).encode() + b"\n\n"
-
-
-def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
 
 
 def as_client_error(exc: BaseException) -> CorralError:
@@ -58,7 +39,7 @@ async def guarded_stream(events: AsyncIterator[bytes], slot: Slot) -> AsyncItera
         async for chunk in events:
             yield chunk
     except Exception as exc:
-        yield as_client_error(exc).sse_event()
+        yield error_event(as_client_error(exc))
     finally:
         slot.release()
         await _aclose(events)
@@ -91,17 +72,20 @@ def token_text(tokenizer: Any, token_id: int) -> str:
     return str(tokenizer.decode([token_id]))
 
 
-def _entry(tokenizer: Any, token_id: int, logprob: float) -> dict[str, Any]:
+def _top(tokenizer: Any, token_id: int, logprob: float) -> TopLogprob:
     text = token_text(tokenizer, token_id)
-    return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+    return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
 
 
-def chat_logprob_entries(tokenizer: Any, items: list[TokenLogprob]) -> list[dict[str, Any]]:
-    """OpenAI chat `logprobs.content` entries for the given tokens."""
-    return [
-        {
-            **_entry(tokenizer, item.token_id, item.logprob),
-            "top_logprobs": [_entry(tokenizer, tid, lp) for tid, lp in item.top],
-        }
-        for item in items
-    ]
+def to_chat_logprobs(tokenizer: Any, items: list[TokenLogprob]) -> ChatLogprobs:
+    """OpenAI chat `logprobs` for the given tokens."""
+    entries = []
+    for item in items:
+        top = _top(tokenizer, item.token_id, item.logprob)
+        entries.append(
+            TokenLogprobEntry(
+                **top.model_dump(),
+                top_logprobs=[_top(tokenizer, tid, lp) for tid, lp in item.top],
+            )
+        )
+    return ChatLogprobs(content=entries)

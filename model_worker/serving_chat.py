@@ -10,14 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from model_worker.backends.base import Backend, Delta, GenerationRequest
-from model_worker.framing import (
-    SlotStreamingResponse,
-    chat_logprob_entries,
-    sse,
-    usage_comment,
-    usage_dict,
-)
+from model_worker.backends.base import Backend, GenerationRequest, TokenLogprob
+from model_worker.framing import SlotStreamingResponse, to_chat_logprobs
 from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder, chat_logprobs
@@ -27,9 +21,9 @@ from protocol.openai import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatLogprobs,
-    TokenLogprobEntry,
     Usage,
 )
+from protocol.stream import ChatChunkChoice, ChatCompletionChunk, DeltaMessage, encode, usage
 from servekit.http import until_disconnect
 
 
@@ -68,27 +62,23 @@ class ChatServing:
     async def _events(
         self, req: ChatCompletionRequest, gen: GenerationRequest
     ) -> AsyncIterator[bytes]:
-        head = {
-            "id": gen.request_id,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": req.model,
-        }
+        created = int(time.time())
+
+        def chunk(choices: list[ChatChunkChoice], totals: Usage | None = None) -> bytes:
+            return encode(
+                ChatCompletionChunk(
+                    id=gen.request_id,
+                    created=created,
+                    model=req.model,
+                    choices=choices,
+                    usage=totals,
+                )
+            )
+
         want_logprobs = gen.options.logprobs is not None
         for index in range(gen.options.n):
-            yield sse(
-                {
-                    **head,
-                    "choices": [
-                        {
-                            "index": index,
-                            "delta": {"role": "assistant", "content": ""},
-                            "logprobs": None,
-                            "finish_reason": None,
-                        }
-                    ],
-                }
-            )
+            opening = DeltaMessage(role="assistant", content="")
+            yield chunk([ChatChunkChoice(index=index, delta=opening)])
         completion_tokens = 0
         stream = self.meter.metered(self.backend.generate(gen), req.model)
         try:
@@ -97,31 +87,28 @@ class ChatServing:
                     completion_tokens += len(d.token_ids)
                     if not d.text and d.finish_reason is None and not want_logprobs:
                         continue
-                    choice: dict[str, Any] = {
-                        "index": d.index,
-                        "delta": {"content": d.text} if d.text or d.finish_reason is None else {},
-                        "logprobs": self._logprobs(d) if want_logprobs else None,
-                        "finish_reason": d.finish_reason,
-                    }
-                    yield sse({**head, "choices": [choice]})
+                    content = d.text if d.text or d.finish_reason is None else None
+                    choice = ChatChunkChoice(
+                        index=d.index,
+                        delta=DeltaMessage(content=content),
+                        logprobs=self._logprobs(d.logprobs) if want_logprobs else None,
+                        finish_reason=d.finish_reason,
+                    )
+                    yield chunk([choice])
         finally:
             await stream.aclose()
-        prompt_tokens = len(gen.prompt_token_ids)
         if req.include_usage():
-            yield sse(
-                {**head, "choices": [], "usage": usage_dict(prompt_tokens, completion_tokens)}
-            )
-        yield usage_comment(prompt_tokens, completion_tokens)
+            yield chunk([], usage(len(gen.prompt_token_ids), completion_tokens))
 
-    def _logprobs(self, d: Delta) -> dict[str, Any]:
-        return {"content": chat_logprob_entries(self.prompts.tokenizer, d.logprobs or [])}
+    def _logprobs(self, items: list[TokenLogprob] | None) -> ChatLogprobs:
+        return to_chat_logprobs(self.prompts.tokenizer, items or [])
 
     async def _collect(
         self, req: ChatCompletionRequest, gen: GenerationRequest
     ) -> ChatCompletionResponse:
         n = gen.options.n
         texts: list[list[str]] = [[] for _ in range(n)]
-        logprobs: list[list[Any]] = [[] for _ in range(n)]
+        logprobs: list[list[TokenLogprob]] = [[] for _ in range(n)]
         finish: list[Any] = [None] * n
         completion_tokens = 0
         stream = self.meter.metered(self.backend.generate(gen), req.model)
@@ -141,26 +128,14 @@ class ChatServing:
             ChatChoice(
                 index=i,
                 message=AssistantMessage(content="".join(texts[i])),
-                logprobs=ChatLogprobs(
-                    content=[
-                        TokenLogprobEntry.model_validate(e)
-                        for e in chat_logprob_entries(self.prompts.tokenizer, logprobs[i])
-                    ]
-                )
-                if want_logprobs
-                else None,
+                logprobs=self._logprobs(logprobs[i]) if want_logprobs else None,
                 finish_reason=finish[i],
             )
             for i in range(n)
         ]
-        prompt_tokens = len(gen.prompt_token_ids)
         return ChatCompletionResponse(
             id=gen.request_id,
             model=req.model,
             choices=choices,
-            usage=Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
+            usage=usage(len(gen.prompt_token_ids), completion_tokens),
         )

@@ -10,14 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from model_worker.backends.base import Backend, GenerationRequest, TokenLogprob
-from model_worker.framing import (
-    SlotStreamingResponse,
-    sse,
-    token_text,
-    usage_comment,
-    usage_dict,
-)
+from model_worker.backends.base import Backend, FinishReason, GenerationRequest, TokenLogprob
+from model_worker.framing import SlotStreamingResponse, token_text
 from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder
@@ -29,6 +23,7 @@ from protocol.openai import (
     CompletionResponse,
     Usage,
 )
+from protocol.stream import CompletionChunk, encode, usage
 from servekit.http import until_disconnect
 
 
@@ -71,7 +66,7 @@ class CompletionServing:
 
     async def _choices(
         self, req: CompletionRequest, gens: list[GenerationRequest]
-    ) -> AsyncIterator[tuple[int, str, list[int], list[TokenLogprob] | None, str | None]]:
+    ) -> AsyncIterator[tuple[int, str, list[int], list[TokenLogprob] | None, FinishReason | None]]:
         """(choice index, text, token ids, logprobs, finish reason) over every prompt in turn."""
         n = req.n
         for p, gen in enumerate(gens):
@@ -90,12 +85,16 @@ class CompletionServing:
     async def _events(
         self, req: CompletionRequest, gens: list[GenerationRequest]
     ) -> AsyncIterator[bytes]:
-        head = {
-            "id": gens[0].request_id.rsplit("-", 1)[0],
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": req.model,
-        }
+        request_id = gens[0].request_id.rsplit("-", 1)[0]
+        created = int(time.time())
+
+        def chunk(choices: list[CompletionChoice], totals: Usage | None = None) -> bytes:
+            return encode(
+                CompletionChunk(
+                    id=request_id, created=created, model=req.model, choices=choices, usage=totals
+                )
+            )
+
         offsets: dict[int, int] = {}
         completion_tokens = 0
         async for index, text, ids, logprobs, finish in self._choices(req, gens):
@@ -104,16 +103,13 @@ class CompletionServing:
                 continue
             lp = None
             if req.logprobs is not None:
-                lp = self._logprobs(logprobs or [], offsets.get(index, 0)).model_dump()
+                lp = self._logprobs(logprobs or [], offsets.get(index, 0))
             offsets[index] = offsets.get(index, 0) + len(text)
-            choice = {"index": index, "text": text, "logprobs": lp, "finish_reason": finish}
-            yield sse({**head, "choices": [choice]})
-        prompt_tokens = sum(len(g.prompt_token_ids) for g in gens)
-        if req.include_usage():
-            yield sse(
-                {**head, "choices": [], "usage": usage_dict(prompt_tokens, completion_tokens)}
+            yield chunk(
+                [CompletionChoice(index=index, text=text, logprobs=lp, finish_reason=finish)]
             )
-        yield usage_comment(prompt_tokens, completion_tokens)
+        if req.include_usage():
+            yield chunk([], usage(sum(len(g.prompt_token_ids) for g in gens), completion_tokens))
 
     async def _collect(
         self, req: CompletionRequest, gens: list[GenerationRequest]
@@ -128,7 +124,6 @@ class CompletionServing:
             completion_tokens += len(ids)
             logprobs[index].extend(lps or [])
             finish[index] = reason or finish[index]
-        prompt_tokens = sum(len(g.prompt_token_ids) for g in gens)
         choices = [
             CompletionChoice(
                 index=i,
@@ -142,11 +137,7 @@ class CompletionServing:
             id=gens[0].request_id.rsplit("-", 1)[0],
             model=req.model,
             choices=choices,
-            usage=Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
+            usage=usage(sum(len(g.prompt_token_ids) for g in gens), completion_tokens),
         )
 
     def _logprobs(self, items: list[TokenLogprob], start: int) -> CompletionLogprobs:

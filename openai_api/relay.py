@@ -2,9 +2,10 @@
 
 Before the first byte, a worker that refuses the connection or answers 503 is skipped and the
 request goes to another one (at most `max_retries` more). After streaming started, a failure is
-one SSE error event followed by `data: [DONE]`: never a hang, never a torn event. When the reply
-ends, its token usage (the JSON `usage`, or the `: usage` comment workers end streams with) goes
-to `on_usage` for token limits and metrics.
+one SSE error event followed by `data: [DONE]`: never a hang, never a torn event. A reply's
+token usage goes to `on_usage` for token limits and metrics: from the JSON body's `usage`, or,
+for a stream, from the standard usage chunk, which the gateway always asks the worker for and
+drops again when its own client did not ask for usage (`protocol.stream`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ from openai_api.observe import GatewayMetrics
 from openai_api.router import ControllerApi, no_worker
 from protocol.control import Endpoint
 from protocol.errors import CorralError, UpstreamError, UpstreamTimeout
+from protocol.openai import Usage
+from protocol.stream import (
+    DONE,
+    EventSplitter,
+    StreamFormatError,
+    ends_stream,
+    error_event,
+    is_role_chunk,
+    request_usage,
+    take_usage,
+)
 from servekit.http import until_disconnect
 
 logger = logging.getLogger(__name__)
 
-DONE = b"data: [DONE]\n\n"
 _FORWARD_HEADERS = {"Content-Type": "application/json"}
 UsageHook = Callable[[int, int], None]  # (prompt tokens, completion tokens)
 
@@ -55,14 +66,20 @@ class Relay:
         body: bytes,
         stream: bool,
         on_usage: UsageHook,
+        *,
+        client_wants_usage: bool = False,
     ) -> Response:
+        """Send `body` (the client's bytes) to a worker and relay the reply; for a stream whose
+        client did not ask for usage, the worker is asked for it all the same."""
         start = time.perf_counter()
+        if stream and not client_wants_usage:
+            body = request_usage(body)
         upstream, worker_id = await self._open(endpoint, model, path, body)
         release = _once(lambda: self._router.release(worker_id))
         headers = {"x-corral-worker": worker_id}
         is_sse = upstream.content_type == "text/event-stream"
         if stream and is_sse and upstream.status == 200:
-            meter = _StreamMeter(self._metrics, model, start, on_usage)
+            meter = _StreamMeter(self._metrics, model, start, on_usage, client_wants_usage)
             return _RelayedStream(upstream, release, headers, meter)
         try:
             content = await until_disconnect(request, upstream.read())
@@ -110,59 +127,57 @@ class Relay:
 
 
 class _StreamMeter:
-    """Times relayed chunks and picks the usage comment out of a stream's last events."""
+    """Times relayed events and takes the usage chunk out of the stream's last ones."""
 
-    def __init__(self, metrics: GatewayMetrics, model: str, start: float, on_usage: UsageHook):
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        model: str,
+        start: float,
+        on_usage: UsageHook,
+        keep_usage: bool,
+    ) -> None:
         self.metrics = metrics
         self.model = model
         self.start = start
         self.last = 0.0
         self.on_usage = on_usage
+        self.keep_usage = keep_usage
         self._itl = metrics.itl.labels(model)  # looked up once: chunk() runs for every token
 
-    def chunk(self, chunk: bytes) -> None:
+    def chunk(self, events: bytes) -> bytes:
+        """Observe these events; return what to relay of them."""
         now = time.perf_counter()
         if self.last:
             self._itl.observe(now - self.last)
             self.last = now
-        elif b'"role"' not in chunk:  # the role chunk comes before any token
+        elif not is_role_chunk(events):  # the role chunk comes before any token
             self.metrics.ttft.labels(self.model).observe(now - self.start)
             self.last = now
-        if chunk.startswith(b": usage "):
-            at = 0
-        elif (found := chunk.find(b"\n: usage ")) >= 0:
-            at = found + 1
-        else:
-            return
-        end = chunk.find(b"\n", at)
-        try:
-            usage = json.loads(chunk[at + len(b": usage ") : end])
-        except ValueError:
-            return
-        _report_usage(usage, self.metrics, self.model, self.on_usage)
+        usage, events = take_usage(events, self.keep_usage)
+        if usage is not None:
+            _report_usage(usage, self.metrics, self.model, self.on_usage)
+        return events
 
     def failed(self) -> None:
         self.metrics.stream_failures.labels(self.model).inc()
 
 
-def _json_usage(content: bytes) -> dict[str, Any] | None:
+def _json_usage(content: bytes) -> Usage | None:
     try:
-        usage = json.loads(content).get("usage")
-    except (ValueError, AttributeError):
+        return Usage.model_validate(json.loads(content)["usage"], strict=False)
+    except (ValueError, KeyError, TypeError):
         return None
-    return usage if isinstance(usage, dict) else None
 
 
 def _report_usage(
-    usage: dict[str, Any] | None, metrics: GatewayMetrics, model: str, on_usage: UsageHook
+    usage: Usage | None, metrics: GatewayMetrics, model: str, on_usage: UsageHook
 ) -> None:
-    if not usage:
+    if usage is None:
         return
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    metrics.prompt_tokens.labels(model).inc(prompt)
-    metrics.output_tokens.labels(model).inc(completion)
-    on_usage(prompt, completion)
+    metrics.prompt_tokens.labels(model).inc(usage.prompt_tokens)
+    metrics.output_tokens.labels(model).inc(usage.completion_tokens)
+    on_usage(usage.prompt_tokens, usage.completion_tokens)
 
 
 class _RelayedStream(StreamingResponse):
@@ -218,31 +233,30 @@ async def _wait_disconnect(receive: Any) -> None:
 
 async def _relay_sse(upstream: aiohttp.ClientResponse, meter: _StreamMeter) -> AsyncIterator[bytes]:
     """Relay whole SSE events; a torn stream ends with an error event and [DONE]."""
-    pending = b""
+    splitter = EventSplitter()
     failure: CorralError | None = None
     done = False
     try:
-        async for chunk in upstream.content.iter_any():
-            if pending:
-                chunk, pending = pending + chunk, b""
-            if not chunk.endswith(b"\n\n"):
-                cut = chunk.rfind(b"\n\n") + 2
-                chunk, pending = (chunk[:cut], chunk[cut:]) if cut > 1 else (b"", chunk)
-                if not chunk:
-                    continue
-            done = chunk.endswith(DONE)
-            meter.chunk(chunk)
-            yield chunk
+        async for data in upstream.content.iter_any():
+            events = splitter.feed(data)
+            if not events:
+                continue
+            done = ends_stream(events)
+            events = meter.chunk(events)
+            if events:
+                yield events
     except TimeoutError:
         failure = UpstreamTimeout("the worker stopped sending tokens (timeout)")
     except aiohttp.ClientError as exc:
         failure = UpstreamError(f"the worker failed mid-stream: {type(exc).__name__}")
+    except StreamFormatError as exc:
+        failure = UpstreamError(f"the worker sent a malformed stream: {exc}")
     if failure is None and not done:
         failure = UpstreamError("the worker ended the stream early")
     if failure is not None:
         logger.warning("stream from worker failed: %s", failure.message)
         meter.failed()
-        yield failure.sse_event() + DONE
+        yield error_event(failure) + DONE
 
 
 def _once(fn: Callable[[], None]) -> Callable[[], None]:

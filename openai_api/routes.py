@@ -42,6 +42,7 @@ async def _forward(
     path: str,
     raw: bytes,
     stream: bool,
+    wants_usage: bool = False,
 ) -> Response:
     request.state.model = model
     state = _state(request)
@@ -51,7 +52,9 @@ async def _forward(
     def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
         gatekeeper.charge(principal, prompt_tokens + completion_tokens)
 
-    return await state.relay.forward(request, endpoint, model, path, raw, stream, on_usage)
+    return await state.relay.forward(
+        request, endpoint, model, path, raw, stream, on_usage, client_wants_usage=wants_usage
+    )
 
 
 async def chat_completions(request: Request) -> Response:
@@ -64,7 +67,14 @@ async def chat_completions(request: Request) -> Response:
             param="messages",
         )
     return await _forward(
-        request, principal, "chat", body.model, "/v1/chat/completions", raw, body.stream
+        request,
+        principal,
+        "chat",
+        body.model,
+        "/v1/chat/completions",
+        raw,
+        body.stream,
+        body.include_usage(),
     )
 
 
@@ -73,7 +83,14 @@ async def completions(request: Request) -> Response:
     limit = _state(request).settings.max_body_bytes
     body, raw = await parse_body(request, CompletionRequest, limit)
     return await _forward(
-        request, principal, "completions", body.model, "/v1/completions", raw, body.stream
+        request,
+        principal,
+        "completions",
+        body.model,
+        "/v1/completions",
+        raw,
+        body.stream,
+        body.include_usage(),
     )
 
 

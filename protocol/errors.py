@@ -2,7 +2,7 @@
 
 Every error a client can see is `{"error": {"message", "type", "param", "code"}}` with the status
 of its class. A failure after a stream started is one SSE event carrying the same envelope,
-followed by `data: [DONE]`.
+followed by `data: [DONE]` (see `protocol.stream`).
 """
 
 from __future__ import annotations
@@ -44,10 +44,6 @@ class CorralError(Exception):
 
     def to_json_bytes(self) -> bytes:
         return json.dumps(self.envelope(), ensure_ascii=False).encode()
-
-    def sse_event(self) -> bytes:
-        """The error as one SSE event, to send when a stream fails after it started."""
-        return b"data: " + self.to_json_bytes() + b"\n\n"
 
 
 class InvalidRequest(CorralError):

@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from protocol import stream
+from protocol.errors import UpstreamError
+from protocol.openai import FinishReason
+
 
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI, base_url: str = "http://test") -> AsyncIterator[httpx.AsyncClient]:
@@ -105,31 +109,28 @@ class FakeGateway:
                 msg = f"no worker for model {body['model']}"
                 return JSONResponse(error(spec["status"], msg), spec["status"])
 
-            def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-                doc = {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion.chunk",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                }
-                return f"data: {json.dumps(doc)}\n\n".encode()
+            def chunk(delta: stream.DeltaMessage, finish: FinishReason | None = None) -> bytes:
+                choice = stream.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)
+                return stream.encode(
+                    stream.ChatCompletionChunk(
+                        id="chatcmpl-fake", created=0, model=body["model"], choices=[choice]
+                    )
+                )
 
             async def events() -> AsyncIterator[bytes]:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
-                    yield chunk({"role": "assistant", "content": ""})
+                    yield chunk(stream.DeltaMessage(role="assistant", content=""))
                     for i, piece in enumerate(spec["pieces"]):
                         if spec.get("fail_after") == i:
-                            failure = error(502, f"worker for {body['model']} failed")
-                            yield f"data: {json.dumps(failure)}\n\n".encode()
-                            yield b"data: [DONE]\n\n"
+                            failure = UpstreamError(f"worker for {body['model']} failed")
+                            yield stream.error_event(failure) + stream.DONE
                             return
                         await asyncio.sleep(self.delay)
-                        yield chunk({"content": piece})
-                    yield chunk({}, "stop")
-                    yield b"data: [DONE]\n\n"
+                        yield chunk(stream.DeltaMessage(content=piece))
+                    yield chunk(stream.DeltaMessage(), "stop")
+                    yield stream.DONE
                 finally:
                     self.in_flight -= 1
 

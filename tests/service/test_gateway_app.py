@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from harness import loopback, serve, sse_events, worker_app
 from procs import free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from controller.app import create_app as controller_app
@@ -157,6 +158,64 @@ async def test_stream_is_relayed_unchanged(real_worker: str) -> None:
         return [e if e == "[DONE]" else {**e, "id": "", "created": 0} for e in events]
 
     assert strip(via_gateway) == strip(straight)
+
+
+def _counted(metrics: str, family: str) -> float:
+    line = next(x for x in metrics.splitlines() if x.startswith(f"{family}{{") and "tiny" in x)
+    return float(line.rsplit(" ", 1)[1])
+
+
+async def test_stream_without_usage_asked_is_counted_but_shows_no_usage(real_worker: str) -> None:
+    body = {**CHAT, "stream": True}
+    async with platform({"w1": real_worker}) as client:
+        r = await client.post("/v1/chat/completions", json=body)
+        metrics = (await client.get("/metrics")).text
+    assert not any(line.startswith(":") for line in r.text.splitlines())  # no private comments
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    assert all("usage" not in e for e in events[:-1])
+    assert _counted(metrics, "corral_api_output_tokens_total") == 4
+
+
+class _StandardServer:
+    """An OpenAI-compatible server that is not Corral: a usage chunk only when asked for."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+        async def chat(request: Request) -> Response:
+            body = await request.json()
+            self.bodies.append(body)
+            head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "tiny"}
+
+            async def events() -> AsyncIterator[bytes]:
+                for delta in ({"role": "assistant", "content": ""}, {"content": "Hi"}, {}):
+                    choice = {
+                        "index": 0,
+                        "delta": delta,
+                        "finish_reason": None if delta else "stop",
+                    }
+                    yield b"data: " + json.dumps({**head, "choices": [choice]}).encode() + b"\n\n"
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    usage = {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+                    yield b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode()
+                    yield b"\n\n"
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        self.app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+async def test_a_standard_upstream_is_asked_for_usage_and_counted() -> None:
+    upstream = _StandardServer()
+    async with fake(upstream.app) as url, platform({"w1": url}) as client:
+        r = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        metrics = (await client.get("/metrics")).text
+    assert upstream.bodies[0]["stream_options"] == {"include_usage": True}
+    assert [e for e in sse_events(r.text) if e != "[DONE]" and "usage" in e] == []
+    assert _counted(metrics, "corral_api_prompt_tokens_total") == 9
+    assert _counted(metrics, "corral_api_output_tokens_total") == 1
 
 
 async def test_completions_and_embeddings_are_routed(real_worker: str) -> None:

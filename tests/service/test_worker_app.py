@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 from harness import serve, sse_events, worker_app
 
-from protocol.openai import ChatCompletionChunk, ChatCompletionResponse, CompletionResponse
+from protocol.openai import ChatCompletionResponse, CompletionResponse
+from protocol.stream import ChatCompletionChunk
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 MSGS = [{"role": "user", "content": "Hello there"}]

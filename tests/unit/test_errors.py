@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from protocol import errors
@@ -37,12 +35,6 @@ def test_rate_limited_carries_retry_after_in_whole_seconds() -> None:
     assert err.status_code == 429
     assert err.headers == {"Retry-After": "2"}
     assert err.envelope()["error"]["code"] == "rate_limit_exceeded"
-
-
-def test_sse_event_is_one_data_line() -> None:
-    event = errors.UpstreamError("worker died").sse_event()
-    assert event.startswith(b"data: ") and event.endswith(b"\n\n")
-    assert json.loads(event[6:])["error"]["code"] == "worker_failed"
 
 
 def test_parse_envelope_keeps_status_message_and_code() -> None:
