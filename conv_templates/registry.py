@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from .base import ConversationTemplate, TemplateError
-from .rules import NameRule, best_rule
+from .rules import NameRule, best_rule, unexplained_words
 from .table import RULES, TEMPLATES
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,11 @@ class Registry:
         )
 
     def match(self, model_name: str) -> tuple[ConversationTemplate, str | None]:
-        """(template, matching rule pattern) for a model name or path; (raw, None) if none."""
+        """(template, matching rule pattern) for a model name or path; (raw, None) if none.
+
+        Falling back to `raw` warns, and so does a base-model rule on a name with words the
+        rule does not explain (a fine-tune the table does not know).
+        """
         rule = best_rule(self._rules, model_name)
         if rule is None:
             logger.warning(
@@ -86,6 +90,18 @@ class Registry:
                 FALLBACK,
             )
             return self._templates[FALLBACK], None
+        if rule.template == FALLBACK:
+            extra = unexplained_words(rule, model_name)
+            if extra:
+                logger.warning(
+                    "model %r matches only the base-model rule %r (%r, no template), but its "
+                    "name also says %s: it looks like a fine-tune. Name its template "
+                    "explicitly (--conv-template) if it was trained on one.",
+                    model_name,
+                    rule.pattern,
+                    FALLBACK,
+                    ", ".join(repr(word) for word in extra),
+                )
         return self._templates[rule.template], rule.pattern
 
 
