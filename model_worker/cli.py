@@ -13,7 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--model-path", help="built-in name (smollm2), a .gguf file, or a local HF model dir")
     a("--model-name", help="name clients use (default: derived from the path)")
-    a("--backend", choices=["auto", "hf", "vllm"])
+    a(
+        "--backend",
+        choices=["auto", "hf", "vllm", "llamacpp"],
+        help="auto (default): llamacpp for a .gguf when llama-cpp-python is installed, else "
+        "vllm when it starts, else hf",
+    )
     a("--conv-template", help="template name (see `corral templates list`)")
     a("--host")
     a("--port", type=int)
@@ -31,10 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a(
         "--threads",
         type=int,
-        help="hf: torch threads (default: every core); give workers "
-        "sharing a host a share each, or their spinning threads starve one another",
+        help="hf: torch threads, llamacpp: llama.cpp threads (default: every core); give "
+        "workers sharing a host a share each, or their spinning threads starve one another",
     )
-    a("--max-model-len", type=int)
+    a(
+        "--parallel",
+        type=int,
+        help="llamacpp: requests decoded at once, each in a context of its own over the one "
+        "memory-mapped model (default 1)",
+    )
+    a("--max-model-len", type=int, help="context length (llamacpp default: 4096, per context)")
     a("--tensor-parallel-size", type=int)
     a("--gpu-memory-utilization", type=float)
     a("--quantization", help="vllm: awq, gptq, ...")

@@ -13,7 +13,11 @@ class WorkerSettings(BaseSettings):
 
     model_path: str = Field(default="smollm2", description="built-in name, .gguf file or HF dir")
     model_name: str | None = Field(default=None, description="served name (default: derived)")
-    backend: Literal["auto", "hf", "vllm"] = "auto"
+    backend: Literal["auto", "hf", "vllm", "llamacpp"] = Field(
+        default="auto",
+        description="auto: llamacpp for a GGUF when llama-cpp-python is installed, else vllm "
+        "when it starts, else hf",
+    )
     conv_template: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=21002, ge=0, le=65535)
@@ -27,7 +31,14 @@ class WorkerSettings(BaseSettings):
     threads: int | None = Field(
         default=None,
         ge=1,
-        description="hf: torch threads (default: every core); give co-located workers a share",
+        description="hf: torch threads, llamacpp: llama.cpp threads (default: every core); "
+        "give co-located workers a share",
+    )
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        description="llamacpp: contexts decoding at once over the one memory-mapped model "
+        "(each holds a KV cache of --max-model-len tokens)",
     )
     max_model_len: int | None = Field(default=None, ge=16)
     # vLLM engine options (ignored by the hf backend)

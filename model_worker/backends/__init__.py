@@ -1,7 +1,14 @@
-"""Backend selection: `hf`, `vllm`, or `auto` (vllm when it imports and starts, else hf)."""
+"""Backend selection: `hf`, `vllm`, `llamacpp`, or `auto`.
+
+`auto`: a GGUF is served as it is by llamacpp when llama-cpp-python is installed (the
+`[llamacpp]` extra); anything else (and a GGUF without it, converted once) goes to vllm when it
+imports and starts, else to hf. Every choice is logged with its reason.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 
 from model_worker.backends.base import Backend, BackendError
@@ -11,13 +18,14 @@ from model_worker.settings import WorkerSettings
 logger = logging.getLogger(__name__)
 
 HF_DEFAULT_CAPACITY = 4
+_FALLBACK_ERRORS = (ImportError, BackendError, RuntimeError, OSError, ValueError)
 
 
 def _hf(settings: WorkerSettings, source: ModelSource) -> Backend:
     from model_worker.backends.hf import HFBackend
 
     return HFBackend(
-        source.path,
+        source.hf_dir(),
         capacity=settings.capacity or HF_DEFAULT_CAPACITY,
         dtype=settings.dtype,
         max_model_len=settings.max_model_len,
@@ -28,23 +36,63 @@ def _hf(settings: WorkerSettings, source: ModelSource) -> Backend:
 def _vllm(settings: WorkerSettings, source: ModelSource) -> Backend:
     from model_worker.backends.vllm import VLLMBackend
 
-    return VLLMBackend(source.path, settings)
+    return VLLMBackend(source.hf_dir(), settings)
+
+
+def _llamacpp(settings: WorkerSettings, source: ModelSource) -> Backend:
+    from model_worker.backends.llamacpp import LlamaCppBackend
+
+    if source.gguf is None:
+        raise ValueError(
+            f"the llamacpp backend serves GGUF files; {source.origin!r} is a Hugging Face "
+            "directory (use --backend hf or vllm, or convert it to GGUF)"
+        )
+    return LlamaCppBackend(
+        source.gguf,
+        parallel=settings.parallel,
+        max_model_len=settings.max_model_len,
+        threads=settings.threads,
+    )
+
+
+def llamacpp_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 async def start_backend(settings: WorkerSettings, source: ModelSource) -> Backend:
-    """Build and start the configured backend; `auto` falls back to hf and says why."""
-    if settings.backend == "hf":
-        backend = _hf(settings, source)
-    elif settings.backend == "vllm":
-        backend = _vllm(settings, source)
-    else:
-        try:
-            backend = _vllm(settings, source)
-            await backend.start()
-            logger.info("backend auto: using vllm")
-            return backend
-        except (ImportError, BackendError, RuntimeError, OSError, ValueError) as exc:
-            logger.warning("backend auto: vllm unavailable (%s); using hf", exc)
-            backend = _hf(settings, source)
+    """Build and start the configured backend; `auto` says which it chose and why."""
+    builders = {"hf": _hf, "vllm": _vllm, "llamacpp": _llamacpp}
+    if settings.backend != "auto":
+        build = builders[settings.backend]
+        backend = await asyncio.to_thread(build, settings, source)  # may convert a GGUF
+        await backend.start()
+        return backend
+    if source.gguf is not None:
+        if llamacpp_installed():
+            try:
+                backend = _llamacpp(settings, source)
+                await backend.start()
+                logger.info(
+                    "backend auto: %s is a GGUF and llama-cpp-python is installed: serving it "
+                    "as it is with llamacpp",
+                    source.origin,
+                )
+                return backend
+            except _FALLBACK_ERRORS as exc:
+                logger.warning("backend auto: llamacpp failed to start (%s); converting", exc)
+        else:
+            logger.info(
+                "backend auto: %s is a GGUF but llama-cpp-python is not installed "
+                "(pip install 'corral[llamacpp]'); converting it for vllm or hf",
+                source.origin,
+            )
+    try:
+        backend = await asyncio.to_thread(_vllm, settings, source)
+        await backend.start()
+        logger.info("backend auto: using vllm")
+        return backend
+    except _FALLBACK_ERRORS as exc:
+        logger.warning("backend auto: vllm unavailable (%s); using hf", exc)
+    backend = await asyncio.to_thread(_hf, settings, source)
     await backend.start()
     return backend
