@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="built-in name (smollm2), .gguf file or HF model dir; repeatable (default: smollm2)",
     )
-    a("--backend", default="auto", choices=["auto", "hf", "vllm"])
+    a("--backend", default="auto", choices=["auto", "hf", "vllm", "llamacpp"])
     a("--host", default="127.0.0.1")
     a("--api-port", type=int, default=8000)
     a("--controller-port", type=int, default=21001)
