@@ -88,12 +88,14 @@ class LlamaCppBackend:
         from llama_cpp import _internals
         from llama_cpp import llama_cpp as C
 
-        if not logger.isEnabledFor(logging.DEBUG):  # llama.cpp logs every tensor it loads
+        # llama.cpp logs through llama-cpp-python's logger (every tensor it loads); its
+        # verbose=False would instead point the process's stdout/stderr at /dev/null meanwhile
+        if not logger.isEnabledFor(logging.DEBUG):
             logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
         C.llama_backend_init()
         params = _internals.LlamaModel.default_params()
         params.use_mmap = True
-        model = _internals.LlamaModel(path_model=str(self._path), params=params, verbose=False)
+        model = _internals.LlamaModel(path_model=str(self._path), params=params, verbose=True)
         train_len = model.n_ctx_train() or DEFAULT_CONTEXT
         n_ctx = min(self._max_len_override or DEFAULT_CONTEXT, train_len)
         threads = self._threads or os.cpu_count() or 1
@@ -104,8 +106,8 @@ class LlamaCppBackend:
             cp.n_seq_max = 1
             cp.n_threads = cp.n_threads_batch = threads
             cp.embeddings = False
-            ctx = _internals.LlamaContext(model=model, params=cp, verbose=False)
-            batch = _internals.LlamaBatch(n_tokens=cp.n_batch, embd=0, n_seq_max=1, verbose=False)
+            ctx = _internals.LlamaContext(model=model, params=cp, verbose=True)
+            batch = _internals.LlamaBatch(n_tokens=cp.n_batch, embd=0, n_seq_max=1, verbose=True)
             self._slots.append(_Slot(ctx, batch, cp.n_batch))
         self._model = model
         self._n_vocab = model.n_vocab()
