@@ -47,6 +47,11 @@ def _llamacpp(settings: WorkerSettings, source: ModelSource) -> Backend:
             f"the llamacpp backend serves GGUF files; {source.origin!r} is a Hugging Face "
             "directory (use --backend hf or vllm, or convert it to GGUF)"
         )
+    if settings.lora:
+        raise ValueError(
+            "--lora adapters are served by the vllm backend; for llamacpp merge the adapter "
+            "first (corral model merge-lora) and convert the result to GGUF"
+        )
     return LlamaCppBackend(
         source.gguf,
         parallel=settings.parallel,

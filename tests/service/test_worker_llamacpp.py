@@ -89,6 +89,14 @@ async def test_max_tokens_ends_with_length(stack: dict[str, Any]) -> None:
     assert body["usage"]["completion_tokens"] == 7
 
 
+async def test_min_tokens_holds_back_the_end_of_turn(stack: dict[str, Any]) -> None:
+    short = (await chat(stack["client"], max_tokens=40, temperature=0)).json()
+    assert short["choices"][0]["finish_reason"] == "stop"
+    held = short["usage"]["completion_tokens"] + 5
+    r = (await chat(stack["client"], max_tokens=40, min_tokens=held, temperature=0)).json()
+    assert r["usage"]["completion_tokens"] >= held
+
+
 async def test_stop_string_cuts_the_text_and_is_never_emitted(stack: dict[str, Any]) -> None:
     c = stack["client"]
     prompt = "The days of the week are Monday, Tuesday,"
@@ -255,6 +263,11 @@ async def test_llamacpp_needs_a_gguf(tiny_model_path: Any) -> None:
     settings = WorkerSettings(backend="llamacpp", controller_urls=[])
     with pytest.raises(ValueError, match="llamacpp backend serves GGUF files"):
         await start_backend(settings, source)
+    with pytest.raises(ValueError, match="served by the vllm backend"):
+        await start_backend(
+            WorkerSettings(backend="llamacpp", controller_urls=[], lora=["a=/x"]),
+            resolve_model("smollm2"),
+        )
 
 
 async def test_auto_serves_a_gguf_with_llamacpp_and_says_why(
