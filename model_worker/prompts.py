@@ -1,4 +1,9 @@
-"""Requests -> prompt token ids and sampling options, with the template's stops merged in."""
+"""Requests -> prompt token ids and sampling options, with the template's stops merged in.
+
+Stop strings that are one special token (ChatML's `<|im_end|>`) never appear in decoded text,
+which skips special tokens; they become stop token ids, looked up in the model's own tokenizer,
+as does the special token that ends a template's assistant turn.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,17 @@ class PromptBuilder:
         self.template = template
         self.max_model_len = max_model_len
         vocab = len(tokenizer)
-        self._stop_ids = tuple(i for i in template.stop_token_ids if 0 <= i < vocab)
+        listed = [i for i in template.stop_token_ids if 0 <= i < vocab]
+        turn_end = getattr(template, "assistant_suffix", "")  # registry rows only
+        self._stop_ids = tuple(
+            dict.fromkeys(
+                [
+                    *listed,
+                    *special_token_ids(tokenizer, template.stop_strings),
+                    *first_dropped_token(tokenizer, turn_end),
+                ]
+            )
+        )
 
     def chat_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
         plain = [
@@ -78,7 +93,11 @@ class PromptBuilder:
     ) -> SamplingOptions:
         """Sampling options; a chat request also stops where its template's turn ends."""
         stops = [*request.stop_list(), *(self.template.stop_strings if chat else ())]
-        stop_ids = [*request.stop_token_ids, *(self._stop_ids if chat else ())]
+        stop_ids = [
+            *request.stop_token_ids,
+            *special_token_ids(self.tokenizer, request.stop_list()),
+            *(self._stop_ids if chat else ()),
+        ]
         return SamplingOptions(
             max_tokens=max_tokens,
             temperature=request.temperature,
@@ -96,6 +115,35 @@ class PromptBuilder:
             min_tokens=request.min_tokens,
             logprobs=logprobs,
         )
+
+
+def _dropped(tokenizer: Any, token_id: int, text: str) -> bool:
+    """Whether `token_id` is the special token spelt `text`, which detokenizing drops (an
+    unknown-token id spells something else)."""
+    kept = tokenizer.decode([token_id], skip_special_tokens=False)
+    return kept == text and tokenizer.decode([token_id], skip_special_tokens=True) == ""
+
+
+def special_token_ids(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """Ids of the stop strings that are one special token (ChatML's `<|im_end|>`, Llama-3's
+    `<|eot_id|>`): streamed text skips special tokens, so only their id can stop generation."""
+    found: list[int] = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        if len(ids) == 1 and _dropped(tokenizer, ids[0], text):
+            found.append(ids[0])
+    return found
+
+
+def first_dropped_token(tokenizer: Any, turn_end: str) -> list[int]:
+    """The special token that ends a template's assistant turn, if its turn end has one."""
+    if not turn_end:
+        return []
+    for token_id in tokenizer(turn_end, add_special_tokens=False)["input_ids"]:
+        spelt = tokenizer.decode([token_id], skip_special_tokens=False)
+        if spelt.strip() and spelt in turn_end and _dropped(tokenizer, token_id, spelt):
+            return [token_id]
+    return []
 
 
 def chat_logprobs(request: ChatCompletionRequest) -> int | None:

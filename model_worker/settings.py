@@ -22,7 +22,9 @@ class WorkerSettings(ServiceSettings):
         default=None, description="name clients use; unset: derived from the path"
     )
     backend: Annotated[str, OneOf(BACKEND_CHOICES)] = Field(
-        default="auto", description="auto: vllm when it imports and starts, else hf"
+        default="auto",
+        description="auto: llamacpp for a GGUF when llama-cpp-python is installed, else vllm "
+        "when it starts, else hf",
     )
     conv_template: str | None = Field(
         default=None, description="template name (see `corral templates list`)"
@@ -55,8 +57,14 @@ class WorkerSettings(ServiceSettings):
     threads: int | None = Field(
         default=None,
         ge=1,
-        description="hf: torch threads; unset: every core. Give workers sharing a host a share "
-        "each, or their spinning threads starve one another",
+        description="hf: torch threads, llamacpp: llama.cpp threads; unset: every core. Give "
+        "workers sharing a host a share each, or their spinning threads starve one another",
+    )
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        description="llamacpp: contexts decoding at once over the one memory-mapped model "
+        "(each holds a KV cache of --max-model-len tokens)",
     )
     max_model_len: int | None = Field(
         default=None, ge=16, description="context length; unset: the model's"

@@ -23,6 +23,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CORRAL_STORE_URL"] = f"sqlite:///{folder / 'corral.db'}"
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """llama-cpp-python opens two /dev/null files when imported and never closes them; with
+    warnings as errors that prints "Exception ignored" at exit, so close them first."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama")

@@ -1,12 +1,18 @@
 """The backends by name, and starting the one a worker is configured with.
 
 `BACKENDS` is the one list of backends: the worker's settings, its `--backend` flag and
-`corral up --backend` take their choices from it (plus `auto`: vllm when it imports and
-starts, else hf). Each entry builds its backend from the few settings that backend needs.
+`corral up --backend` take their choices from it (plus `auto`). Each entry builds its backend
+from the few settings that backend needs.
+
+`auto`: a GGUF is served as it is by llamacpp when llama-cpp-python is installed (the
+`[llamacpp]` extra); anything else (and a GGUF without it, converted once) goes to vllm when it
+imports and starts, else to hf. Every choice is logged with its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,13 +26,14 @@ if TYPE_CHECKING:  # the settings read BACKENDS for their choices, so only the c
 logger = logging.getLogger(__name__)
 
 HF_DEFAULT_CAPACITY = 4
+_FALLBACK_ERRORS = (ImportError, BackendError, RuntimeError, OSError, ValueError)
 
 
 def _hf(source: ModelSource, settings: WorkerSettings) -> Backend:
     from model_worker.backends.hf import HFBackend
 
     return HFBackend(
-        source.path,
+        source.hf_dir(),
         capacity=settings.capacity or HF_DEFAULT_CAPACITY,
         dtype=settings.dtype,
         max_model_len=settings.max_model_len,
@@ -38,7 +45,7 @@ def _vllm(source: ModelSource, settings: WorkerSettings) -> Backend:
     from model_worker.backends.vllm import VLLMBackend
 
     return VLLMBackend(
-        source.path,
+        source.hf_dir(),
         dtype=settings.dtype,
         max_model_len=settings.max_model_len,
         tensor_parallel_size=settings.tensor_parallel_size,
@@ -52,26 +59,73 @@ def _vllm(source: ModelSource, settings: WorkerSettings) -> Backend:
     )
 
 
+def _llamacpp(source: ModelSource, settings: WorkerSettings) -> Backend:
+    from model_worker.backends.llamacpp import LlamaCppBackend
+
+    if source.gguf is None:
+        raise ValueError(
+            f"the llamacpp backend serves GGUF files; {source.origin!r} is a Hugging Face "
+            "directory (use --backend hf or vllm, or convert it to GGUF)"
+        )
+    if settings.lora:
+        raise ValueError(
+            "--lora adapters are served by the vllm backend; for llamacpp merge the adapter "
+            "first (corral model merge-lora) and convert the result to GGUF"
+        )
+    return LlamaCppBackend(
+        source.gguf,
+        parallel=settings.parallel,
+        max_model_len=settings.max_model_len,
+        threads=settings.threads,
+    )
+
+
 BACKENDS: dict[str, Callable[[ModelSource, WorkerSettings], Backend]] = {
     "hf": _hf,
     "vllm": _vllm,
+    "llamacpp": _llamacpp,
 }
 AUTO = "auto"
 BACKEND_CHOICES = (AUTO, *BACKENDS)
 
 
+def llamacpp_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 async def start_backend(settings: WorkerSettings, source: ModelSource) -> Backend:
-    """Build and start the configured backend; `auto` falls back to hf and says why."""
+    """Build and start the configured backend; `auto` says which it chose and why."""
     if settings.backend != AUTO:
-        backend = BACKENDS[settings.backend](source, settings)
-    else:
-        try:
-            backend = _vllm(source, settings)
-            await backend.start()
-            logger.info("backend auto: using vllm")
-            return backend
-        except (ImportError, BackendError, RuntimeError, OSError, ValueError) as exc:
-            logger.warning("backend auto: vllm unavailable (%s); using hf", exc)
-            backend = _hf(source, settings)
+        build = BACKENDS[settings.backend]
+        backend = await asyncio.to_thread(build, source, settings)  # may convert a GGUF
+        await backend.start()
+        return backend
+    if source.gguf is not None:
+        if llamacpp_installed():
+            try:
+                backend = _llamacpp(source, settings)
+                await backend.start()
+                logger.info(
+                    "backend auto: %s is a GGUF and llama-cpp-python is installed: serving it "
+                    "as it is with llamacpp",
+                    source.origin,
+                )
+                return backend
+            except _FALLBACK_ERRORS as exc:
+                logger.warning("backend auto: llamacpp failed to start (%s); converting", exc)
+        else:
+            logger.info(
+                "backend auto: %s is a GGUF but llama-cpp-python is not installed "
+                "(pip install 'corral[llamacpp]'); converting it for vllm or hf",
+                source.origin,
+            )
+    try:
+        backend = await asyncio.to_thread(_vllm, source, settings)
+        await backend.start()
+        logger.info("backend auto: using vllm")
+        return backend
+    except _FALLBACK_ERRORS as exc:
+        logger.warning("backend auto: vllm unavailable (%s); using hf", exc)
+    backend = await asyncio.to_thread(_hf, source, settings)
     await backend.start()
     return backend

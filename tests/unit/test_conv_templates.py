@@ -86,7 +86,16 @@ GOLDEN: dict[str, str] = {
         "User:What is 2+2?\n\n"
         "Assistant:"
     ),
+    # The first BELLE generation, as its model cards prompt it.
     "belle": (
+        "You are a terse assistant.\n\n"
+        "Human: Hi!\n\n"
+        "Assistant: Hello. How can I help?\n\n"
+        "Human: What is 2+2?\n\n"
+        "Assistant:"
+    ),
+    # BELLE's training code since issue 337 (BELLE-Llama2 / BELLE-2).
+    "belle-2": (
         "You are a terse assistant.\n\n"
         "Human: \nHi!\n\n"
         "Assistant: \nHello. How can I help?</s>"
@@ -134,10 +143,46 @@ GOLDEN: dict[str, str] = {
         "USER: Hi! GPT: Hello. How can I help?</s>"
         "USER: What is 2+2? GPT:"
     ),
+    # pygmalion-6b/7b cards: persona, <START>, "You:" turns.
     "pygmalion": (
+        "Assistant's Persona: You are a terse assistant.\n<START>\n"
+        "You: Hi!\n"
+        "Assistant: Hello. How can I help?\n"
+        "You: What is 2+2?\n"
+        "Assistant:"
+    ),
+    "metharme": (
         "<|system|>You are a terse assistant."
         "<|user|>Hi!<|model|>Hello. How can I help?"
         "<|user|>What is 2+2?<|model|>"
+    ),
+    "nous-hermes": (
+        "You are a terse assistant.\n\n"
+        "### Instruction:\nHi!\n\n"
+        "### Response:\nHello. How can I help?</s>"
+        "### Instruction:\nWhat is 2+2?\n\n"
+        "### Response:\n"
+    ),
+    "wizardmath": (
+        "You are a terse assistant.\n\n"
+        "### Instruction:\nHi!\n\n"
+        "### Response:Hello. How can I help?</s>"
+        "### Instruction:\nWhat is 2+2?\n\n"
+        "### Response: Let's think step by step."
+    ),
+    "llama2-chinese": (
+        "You are a terse assistant.\n"
+        "Human: Hi!\n</s><s>"
+        "Assistant: Hello. How can I help?\n</s><s>"
+        "Human: What is 2+2?\n</s><s>"
+        "Assistant: "
+    ),
+    "llama2-uncensored": (
+        "You are a terse assistant.\n\n"
+        "### HUMAN:\nHi!\n\n"
+        "### RESPONSE:\nHello. How can I help?\n\n"
+        "### HUMAN:\nWhat is 2+2?\n\n"
+        "### RESPONSE:\n"
     ),
     "baize": (
         "You are a terse assistant.\n"
@@ -174,6 +219,21 @@ GOLDEN: dict[str, str] = {
         "<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
         "<|im_start|>assistant\n"
     ),
+    # Qwen's rows differ from chatml only in their default system prompt.
+    "qwen-chat": (
+        "<|im_start|>system\nYou are a terse assistant.<|im_end|>\n"
+        "<|im_start|>user\nHi!<|im_end|>\n"
+        "<|im_start|>assistant\nHello. How can I help?<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    ),
+    "qwen2.5": (
+        "<|im_start|>system\nYou are a terse assistant.<|im_end|>\n"
+        "<|im_start|>user\nHi!<|im_end|>\n"
+        "<|im_start|>assistant\nHello. How can I help?<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    ),
     "mistral-instruct": (
         "[INST] You are a terse assistant.\n\nHi! [/INST] Hello. How can I help?</s>"
         "[INST] What is 2+2? [/INST]"
@@ -189,10 +249,10 @@ GOLDEN: dict[str, str] = {
 
 REQUIRED_FAMILIES = {
     "vicuna_v0", "vicuna_v1.1", "alpaca", "baichuan-chat", "baichuan2-chat", "chinese-alpaca",
-    "chinese-alpaca-2", "chinese-vicuna", "belle", "openbuddy", "wizardlm", "tulu", "gpt4all",
-    "koala", "pygmalion", "baize", "stable-vicuna", "stack-llama", "open-alpaca",
-    "gpt4-x-alpaca", "gpt4-x-vicuna", "llama-2-chat", "llama-3-instruct", "chatml",
-    "mistral-instruct", "zephyr", "raw",
+    "chinese-alpaca-2", "chinese-vicuna", "belle", "belle-2", "openbuddy", "wizardlm", "tulu",
+    "gpt4all", "koala", "pygmalion", "metharme", "baize", "stable-vicuna", "stack-llama",
+    "open-alpaca", "gpt4-x-alpaca", "gpt4-x-vicuna", "llama-2-chat", "llama-3-instruct",
+    "chatml", "qwen-chat", "mistral-instruct", "zephyr", "raw",
 }  # fmt: skip
 
 NAMES = [template.name for template in list_templates()]
@@ -259,6 +319,19 @@ def test_llama_2_later_turns_carry_literal_eos_bos() -> None:
             "<|start_header_id|>assistant<|end_header_id|>\n\n",
         ),
         ("chatml", "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n"),
+        (
+            "qwen-chat",
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+            "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n",
+        ),
+        (
+            "qwen2.5",
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+            "assistant.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n",
+        ),
+        ("pygmalion", "You: Hi!\nAssistant:"),
+        ("belle", "Human: Hi!\n\nAssistant:"),
+        ("belle-2", "Human: \nHi!\n\nAssistant: \n"),
         ("mistral-instruct", "[INST] Hi! [/INST]"),
         ("koala", "BEGINNING OF CONVERSATION: USER: Hi! GPT:"),
         ("baichuan2-chat", "<reserved_106>Hi!<reserved_107>"),

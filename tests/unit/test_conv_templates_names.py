@@ -8,7 +8,7 @@ import random
 import pytest
 
 from conv_templates import NameRule, Registry, match_template
-from conv_templates.rules import best_rule, matching_rules, name_tokens
+from conv_templates.rules import best_rule, matching_rules, name_tokens, own_name
 from conv_templates.table import RULES, TEMPLATES
 
 # (model name or path, expected template)
@@ -38,6 +38,9 @@ REAL_NAMES: list[tuple[str, str]] = [
     ("WizardLM/WizardLM-7B-V1.0", "wizardlm"),
     ("WizardLMTeam/WizardLM-13B-V1.2", "vicuna_v1.1"),
     ("WizardLM/WizardLM-70B-V1.0", "vicuna_v1.1"),
+    ("microsoft/WizardLM-2-7B", "vicuna_v1.1"),
+    ("microsoft/WizardLM-2-8x22B", "vicuna_v1.1"),
+    ("WizardLM/WizardMath-7B-V1.0", "wizardmath"),
     # Baichuan: chat vs base, Baichuan2 vs Baichuan.
     ("baichuan-inc/Baichuan2-13B-Chat", "baichuan2-chat"),
     ("baichuan-inc/Baichuan2-7B-Chat", "baichuan2-chat"),
@@ -57,22 +60,39 @@ REAL_NAMES: list[tuple[str, str]] = [
     ("openlm-research/open_llama_7b", "raw"),
     ("togethercomputer/RedPajama-INCITE-7B-Base", "raw"),
     # Other LLaMA fine-tunes.
-    ("BelleGroup/BELLE-LLaMA-EXT-13B", "belle"),
+    # BELLE: two generations with two formats; a family rule beats Llama-2-chat in the name.
+    ("BelleGroup/BELLE-7B-2M", "belle"),
+    ("BelleGroup/BELLE-LLaMA-EXT-13B", "belle-2"),
+    ("BelleGroup/BELLE-Llama2-13B-chat-0.4M", "belle-2"),
+    ("FlagAlpha/Llama2-Chinese-7b-Chat", "llama2-chinese"),
+    ("georgesung/llama2_7b_chat_uncensored", "llama2-uncensored"),
     ("OpenBuddy/openbuddy-llama2-13b-v8.1-fp16", "openbuddy"),
     ("allenai/tulu-2-dpo-7b", "tulu"),
     ("allenai/tulu-7b", "tulu"),
     ("nomic-ai/gpt4all-13b-snoozy", "gpt4all"),
     ("young-geng/koala", "koala"),
-    ("PygmalionAI/pygmalion-2-13b", "pygmalion"),
-    ("PygmalionAI/mythalion-13b", "pygmalion"),
+    # Pygmalion 6B/7B use the persona format; Metharme is the metharme-* / Pygmalion-2 format.
+    ("PygmalionAI/pygmalion-6b", "pygmalion"),
+    ("PygmalionAI/pygmalion-7b", "pygmalion"),
+    ("PygmalionAI/metharme-7b", "metharme"),
+    ("PygmalionAI/pygmalion-2-13b", "metharme"),
+    ("PygmalionAI/mythalion-13b", "metharme"),
+    ("NousResearch/Nous-Hermes-Llama2-13b", "nous-hermes"),
+    ("NousResearch/Nous-Hermes-llama-2-7b", "nous-hermes"),
+    ("NousResearch/Nous-Hermes-2-Mixtral-8x7B-DPO", "chatml"),
+    ("NousResearch/Hermes-3-Llama-3.1-8B", "chatml"),
     ("project-baize/baize-v2-7b", "baize"),
     ("trl-lib/llama-7b-se-rl-peft", "stack-llama"),
     # ChatML.
     ("HuggingFaceTB/SmolLM2-135M-Instruct", "chatml"),
     ("smollm2", "chatml"),
-    ("Qwen/Qwen-7B-Chat", "chatml"),
-    ("Qwen/Qwen1.5-7B-Chat", "chatml"),
-    ("Qwen/Qwen2.5-7B-Instruct", "chatml"),
+    ("Qwen/Qwen-7B-Chat", "qwen-chat"),
+    ("Qwen/Qwen1.5-7B-Chat", "qwen-chat"),
+    ("Qwen/Qwen2-7B-Instruct", "qwen-chat"),
+    ("Qwen/Qwen2.5-7B-Instruct", "qwen2.5"),
+    ("Qwen/Qwen3-8B", "chatml"),
+    ("Qwen/Qwen3-8B-Base", "raw"),
+    ("Qwen/Qwen2.5-7B", "raw"),
     ("teknium/OpenHermes-2.5-Mistral-7B", "chatml"),
     ("Open-Orca/Mistral-7B-OpenOrca", "chatml"),
     # Mistral family.
@@ -132,6 +152,77 @@ def test_known_base_models_get_raw_without_a_warning(caplog: pytest.LogCaptureFi
         template, rule = match_template("huggyllama/llama-7b")
     assert (template.name, rule) == ("raw", "llama")
     assert not caplog.records
+
+
+@pytest.mark.parametrize("model_name", [n for n, t in REAL_NAMES if t == "raw"])
+def test_every_known_base_model_is_silent(
+    model_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="conv_templates"):
+        assert match_template(model_name)[0].name == "raw"
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("model_name", "words"),
+    [
+        ("someone/Llama-2-7b-medical-sft", "'medical', 'sft'"),
+        ("acme/mistral-7b-roleplay-v2", "'roleplay'"),
+        ("/models/Baichuan2-13B-legal.Q4_K_M.gguf", "'legal'"),
+    ],
+)
+def test_a_base_rule_on_a_fine_tune_looking_name_warns(
+    model_name: str, words: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Falling back to raw through a base-model rule must not be silent when the name says more
+    than the base model's name does."""
+    with caplog.at_level(logging.WARNING, logger="conv_templates"):
+        template, rule = match_template(model_name)
+    assert template.name == "raw" and rule is not None
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "looks like a fine-tune" in caplog.text and words in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("model_name", "expected"),
+    [
+        ("Qwen/acme-7b", None),  # the owner is Qwen, the model is not
+        ("WizardLM/WizardMath-7B-V1.0", "wizardmath"),
+        ("vicuna/mystery-13b", None),
+        ("/srv/models/lmsys/checkpoint-2000", None),
+    ],
+)
+def test_rules_match_the_models_own_name_not_its_owner(
+    model_name: str, expected: str | None
+) -> None:
+    logging.disable(logging.WARNING)
+    try:
+        assert match_template(model_name)[1] == expected
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "own"),
+    [
+        ("Qwen/Qwen3-8B", "Qwen3-8B"),
+        ("/models/vicuna-7b/merged", "vicuna-7b"),
+        ("/models/vicuna-7b/checkpoint-1000/", "vicuna-7b"),
+        ("/hub/models--lmsys--vicuna-7b-v1.5/snapshots/3321f76e3f527bd14065daf69dad9344000a201d",
+         "vicuna-7b-v1.5"),
+        ("C:\\models\\Baichuan2-13B-Chat", "Baichuan2-13B-Chat"),
+        ("/models/checkpoint-1000", ""),
+    ],
+)  # fmt: skip
+def test_own_name(model_name: str, own: str) -> None:
+    assert own_name(model_name) == own
+
+
+def test_a_family_rule_beats_the_vendor_chat_rule_in_its_name() -> None:
+    """The generic Llama-2 rule outranked family rules with more tokens' worth of name."""
+    hits = matching_rules(RULES, "BelleGroup/BELLE-Llama2-13B-chat-0.4M")
+    assert [r.template for r in hits][:2] == ["belle-2", "belle"]
+    assert "llama-2-chat" in [r.template for r in hits]  # it matched, and lost
 
 
 def test_the_rule_reported_is_the_pattern_that_matched() -> None:

@@ -119,7 +119,7 @@ def test_llama_2_prompt_tokenizes_like_metas_reference(spm: Tokenizer) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["vicuna_v1.1", "alpaca", "koala", "tulu", "zephyr", "belle", "stack-llama"]
+    "name", ["vicuna_v1.1", "alpaca", "koala", "tulu", "zephyr", "belle-2", "stack-llama"]
 )
 def test_literal_eos_in_prompts_becomes_the_eos_id(spm: Tokenizer, name: str) -> None:
     template = get_template(name)

@@ -199,7 +199,7 @@ def test_choices_come_from_the_tables() -> None:
     assert controller.choices == list(POLICIES)
     up = build_parser()._subparsers._group_actions[0].choices["up"]  # type: ignore[union-attr]
     assert list(_action(up, "backend").choices or ()) == ["auto", *BACKENDS]
-    with pytest.raises(ValidationError, match="'auto', 'hf' or 'vllm'"):
+    with pytest.raises(ValidationError, match="'auto', 'hf', 'vllm' or 'llamacpp'"):
         WorkerSettings(backend="nope")
     with pytest.raises(ValidationError):
         ControllerSettings(policy="nope")
