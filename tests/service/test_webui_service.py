@@ -418,3 +418,18 @@ async def test_votes_through_the_service_dedupe_retries_and_cap_users(
             board = await ui.leaderboard()
             assert board.counts.counted == 4 and board.counts.duplicate == 0
             assert sum(r.votes for r in board.rows) == 8
+
+
+async def test_draws_favour_models_short_of_votes_and_skip_retired_ones(tmp_path: Path) -> None:
+    models = {m: PIECES for m in ("m1", "m2", "m3", "m4")}
+    async with running(models, tmp_path, retired_models=["m4"]) as (ui, _):
+        for i in range(30):  # m1 and m2 are past the threshold (20), m3 has no votes
+            compact = {"vote_id": f"v{i}", "model_a": "m1", "model_b": "m2", "winner": "tie"}
+            await ui.events.append("vote_index", {**compact, "anonymous": True, "identity": []})
+        seen: dict[str, int] = {}
+        for _ in range(300):
+            for model in (await ui.new_battle()).models:
+                seen[model] = seen.get(model, 0) + 1
+        assert "m4" not in seen
+        assert seen["m3"] > 250  # weight 4 against 1 and 1: in nearly every battle
+        assert ui.table.votes_by_model() == {"m1": 30, "m2": 30}
