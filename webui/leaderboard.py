@@ -152,8 +152,6 @@ def compute(battles: Battles, options: Options) -> Leaderboard:
     mvotes = np.bincount(ka, minlength=m) + np.bincount(kb, minlength=m)  # fitted battles
 
     wins_matrix = ratings.win_matrices(ka, kb, ks, m)[0]
-    rng = np.random.default_rng(options.seed)
-    boot = ratings.bootstrap_wins(ka, kb, ks, m, options.rounds, rng) if len(ka) else None
     mle = np.full(m, ratings.INIT)
     lower, upper = mle.copy(), mle.copy()
     labels = ratings.components(ka, kb, m)
@@ -161,18 +159,15 @@ def compute(battles: Battles, options: Options) -> Leaderboard:
         (np.flatnonzero(labels == g) for g in range(int(labels.max()) + 1)),
         key=lambda members: (-int(mvotes[members].sum()), names[members[0]]),
     )
-    anchors = []
-    for members in groups:
-        anchor = _anchor(members, names, mvotes, options.anchor, retired)
-        anchors.append(anchor)
-        if len(members) < 2:
-            continue
-        pos = int(np.flatnonzero(members == anchor)[0])
-        sub = np.ix_(members, members)
-        mle[members] = ratings.anchored(ratings.fit_bt(wins_matrix[sub]), pos)
-        assert boot is not None
-        samples = ratings.anchored(ratings.fit_bt(boot[:, members][:, :, members]), pos)
-        lower[members], upper[members] = ratings.intervals(samples)
+    anchors = [_anchor(members, names, mvotes, options.anchor, retired) for members in groups]
+    rated = [(g, int(np.flatnonzero(g == a)[0])) for g, a in zip(groups, anchors, strict=True)]
+    rated = [(members, pos) for members, pos in rated if len(members) > 1]
+    for members, pos in rated:
+        mle[members] = ratings.anchored(ratings.fit_bt(wins_matrix[np.ix_(members, members)]), pos)
+    if rated:
+        samples = _bootstrap(ka, kb, ks, m, rated, options)
+        for members, _ in rated:
+            lower[members], upper[members] = ratings.intervals(samples[:, members])
 
     style = _style_ratings(battles, keep, ka, kb, ks, m, groups, anchors, options, board)
     elo = ratings.online_elo(ka, kb, ks, m, k=options.k)
@@ -202,8 +197,32 @@ def compute(battles: Battles, options: Options) -> Leaderboard:
     board.groups = [g for g in board.groups if g.models]
     rows.sort(key=lambda r: (r.group, r.rank, -r.rating, r.model))
     board.rows = rows
-    board.bootstrap_rounds = options.rounds if boot is not None else 0
+    board.bootstrap_rounds = options.rounds if rated else 0
     return board
+
+
+BOOTSTRAP_CHUNK = 100  # resamples fitted at once: bounds memory at 100 x n^2 per array
+
+
+def _bootstrap(
+    ka: np.ndarray,
+    kb: np.ndarray,
+    ks: np.ndarray,
+    m: int,
+    rated: list[tuple[np.ndarray, int]],
+    options: Options,
+) -> np.ndarray:
+    """Anchored BT ratings of `options.rounds` resamples, each group fitted on its own."""
+    rng = np.random.default_rng(options.seed)
+    resampler = ratings.Resampler(ka, kb, ks, m)
+    samples = np.full((options.rounds, m), ratings.INIT)
+    for start in range(0, options.rounds, BOOTSTRAP_CHUNK):
+        stop = min(options.rounds, start + BOOTSTRAP_CHUNK)
+        wins = resampler.wins(stop - start, rng)
+        for members, pos in rated:
+            fitted = ratings.fit_bt(wins[:, members][:, :, members])
+            samples[start:stop, members] = ratings.anchored(fitted, pos)
+    return samples
 
 
 def _anchor(

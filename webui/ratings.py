@@ -93,22 +93,36 @@ def fit_bt(wins: FloatArray, tol: float = 1e-9, max_iter: int = 200) -> FloatArr
 def bootstrap_bt(
     a: IntArray, b: IntArray, score: FloatArray, n: int, rounds: int, rng: np.random.Generator
 ) -> FloatArray:
-    """BT ratings refitted on `rounds` resamples of the battles (with replacement): (rounds, n).
+    """BT ratings refitted on `rounds` resamples of the battles (with replacement): (rounds, n)."""
+    return fit_bt(bootstrap_wins(a, b, score, n, rounds, rng))
+
+
+class Resampler:
+    """Bootstrap resamples of a set of battles, drawn as win matrices.
 
     Resampling battles one by one is the same as drawing how many of each distinct
-    (a, b, score) battle a resample holds from a multinomial, which is what this does.
+    (a, b, score) battle a resample holds from a multinomial: the cost depends on the number
+    of distinct battles (at most 3 n^2), not on the number of votes.
     """
-    return fit_bt(bootstrap_wins(a, b, score, n, rounds, rng))
+
+    def __init__(self, a: IntArray, b: IntArray, score: FloatArray, n: int) -> None:
+        cells, count = np.unique(np.stack([a, b, score * 2]), axis=1, return_counts=True)
+        self.n, self.total = n, len(a)
+        self.a, self.b = cells[0].astype(np.int64), cells[1].astype(np.int64)
+        self.score = cells[2] / 2
+        self.p = count / len(a)
+
+    def wins(self, rounds: int, rng: np.random.Generator) -> FloatArray:
+        """`rounds` resampled win matrices: (rounds, n, n)."""
+        draws = rng.multinomial(self.total, self.p, size=rounds)
+        return win_matrices(self.a, self.b, self.score, self.n, draws)
 
 
 def bootstrap_wins(
     a: IntArray, b: IntArray, score: FloatArray, n: int, rounds: int, rng: np.random.Generator
 ) -> FloatArray:
     """The win matrices of `rounds` resamples of the battles (with replacement): (rounds, n, n)."""
-    cells, count = np.unique(np.stack([a, b, score * 2]), axis=1, return_counts=True)
-    draws = rng.multinomial(len(a), count / len(a), size=rounds)
-    ca, cb = cells[0].astype(np.int64), cells[1].astype(np.int64)
-    return win_matrices(ca, cb, cells[2] / 2, n, draws)
+    return Resampler(a, b, score, n).wins(rounds, rng)
 
 
 def components(a: IntArray, b: IntArray, n: int) -> IntArray:

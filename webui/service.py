@@ -341,8 +341,9 @@ class WebUI:
     async def _recompute(self) -> None:
         await self.sync_votes()
         if self._board is None or self.table.counts.stored != self._board_stored:
-            stored = self.table.counts.stored
-            battles = self.table.battles()
+            async with self._sync_lock:  # no absorbing thread runs while the snapshot is taken
+                stored = self.table.counts.stored
+                battles = self.table.battles()
             options = leaderboard.Options.from_settings(self.settings)
             self._board = await asyncio.to_thread(leaderboard.compute, battles, options)
             self._board_stored = stored
