@@ -32,11 +32,12 @@ SIDES = "AB"
 
 
 def client_of(request: gr.Request) -> Client:
-    """The server-verified user (webui.users) and the client address; never Gradio's
-    client-chosen session hash."""
+    """The page's session, the server-verified user (webui.users) and the client address."""
     host = request.client.host if request and request.client else None
     user = request.headers.get(USER_HEADER) if request else None
-    return Client(session=user or f"address:{host}", ip=host)
+    return Client(
+        session=str(getattr(request, "session_hash", None) or "anonymous"), ip=host, user=user
+    )
 
 
 def warn(exc: Exception) -> str:

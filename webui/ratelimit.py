@@ -1,4 +1,4 @@
-"""Sliding-window limits on generations, per browser session and per client IP.
+"""Sliding-window limits on generations, per user (signed cookie) and per client IP.
 
 Each send or regenerate counts once against both windows, and only when both allow it (a
 refused request costs nothing). Votes are not counted: a round takes one vote at most, and a
@@ -69,7 +69,7 @@ class RateLimits:
         wait_session = self.session.retry_after(session)
         wait_ip = self.ip.retry_after(ip) if ip else 0.0
         if wait_session or wait_ip:
-            who = "this session" if wait_session >= wait_ip else "your network address"
+            who = "this browser" if wait_session >= wait_ip else "your network address"
             seconds = math.ceil(max(wait_session, wait_ip))
             raise Refused(f"Too many requests from {who}: please wait {seconds} s and try again.")
         self.session.hit(session)

@@ -47,12 +47,22 @@ class GatewayUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Client:
-    """Who is asking, as the server knows it: `session` is the user id from the signed cookie
-    the server issued (or one derived from the address), never a value the client picked;
-    `ip` is the client address, taken from X-Forwarded-For only behind a trusted proxy."""
+    """Who is asking. `session` is the page's (Gradio's session hash: the client picks it, so
+    it keys page state only, never a limit); `user` is the id from the signed cookie the server
+    issued (webui.users); `ip` is the client address, from X-Forwarded-For only behind a
+    trusted proxy."""
 
     session: str
     ip: str | None
+    user: str | None = None
+
+    @property
+    def limit_key(self) -> str:
+        """What per-user limits and caps count against: the signed user id, else the address
+        (or, with neither, the session: tests and callers without a page)."""
+        if self.user:
+            return f"user:{self.user}"
+        return f"address:{self.ip}" if self.ip else f"session:{self.session}"
 
 
 class WebUI:
@@ -164,7 +174,7 @@ class WebUI:
     async def send(self, rnd: Round, prompt: str, client: Client) -> AsyncGenerator[str, None]:
         """Ask both sides; yields a notice ("" while streaming). Raises Refused up front."""
         rnd.check_submit(prompt)
-        self.rate.acquire(client.session, client.ip)
+        self.rate.acquire(client.limit_key, client.ip)
         rnd.submit(prompt)
         async with contextlib.aclosing(self._generate(rnd, client)) as notices:
             async for notice in notices:
@@ -172,7 +182,7 @@ class WebUI:
 
     async def regenerate(self, rnd: Round, client: Client) -> AsyncGenerator[str, None]:
         rnd.check_regenerate()
-        self.rate.acquire(client.session, client.ip)
+        self.rate.acquire(client.limit_key, client.ip)
         rnd.regenerate()
         async with contextlib.aclosing(self._generate(rnd, client)) as notices:
             async for notice in notices:
@@ -244,7 +254,7 @@ class WebUI:
         """Take one vote from the day's allowance of the address and of the user: first look
         whether both have one left (taking nothing), then take from both."""
         s = self.settings
-        ip, user = self._ip_hash(client), records.hash_ip(self._salt, client.session)
+        ip, user = self._ip_hash(client), records.hash_ip(self._salt, client.limit_key)
         buckets = [
             (f"votes:ip:{ip}", s.ip_vote_cap if ip else 0, "your network address"),
             (f"votes:user:{user}", s.user_vote_cap, "you"),
@@ -267,7 +277,7 @@ class WebUI:
         self, chat: Chat, prompt: str, sampling: Sampling, client: Client
     ) -> AsyncGenerator[str, None]:
         chat.check_submit(prompt)
-        self.rate.acquire(client.session, client.ip)
+        self.rate.acquire(client.limit_key, client.ip)
         chat.submit(prompt)
         async with contextlib.aclosing(self._chat_generate(chat, sampling, client)) as notices:
             async for notice in notices:
@@ -277,7 +287,7 @@ class WebUI:
         self, chat: Chat, sampling: Sampling, client: Client
     ) -> AsyncGenerator[str, None]:
         chat.check_regenerate()
-        self.rate.acquire(client.session, client.ip)
+        self.rate.acquire(client.limit_key, client.ip)
         chat.regenerate()
         async with contextlib.aclosing(self._chat_generate(chat, sampling, client)) as notices:
             async for notice in notices:

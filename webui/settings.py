@@ -74,7 +74,7 @@ class WebUISettings(ServiceSettings):
 
     # Abuse limits: generations (send or regenerate) per window, 0 = unlimited
     session_rate_limit: int = Field(
-        default=20, ge=0, description="generations per browser session per window (0: off)"
+        default=20, ge=0, description="generations per user (signed cookie) per window (0: off)"
     )
     ip_rate_limit: int = Field(
         default=60, ge=0, description="generations per client IP per window (0: off)"

@@ -214,16 +214,22 @@ async def test_input_limits_refuse_before_anything_is_sent(tmp_path: Path) -> No
         assert len(fake.requests) == 2
 
 
-async def test_rate_limit_per_session(tmp_path: Path) -> None:
+async def test_rate_limit_per_user_not_per_client_chosen_session(tmp_path: Path) -> None:
     settings = {"session_rate_limit": 2, "ip_rate_limit": 0}
     async with running({"m1": PIECES, "m2": PIECES}, tmp_path, **settings) as (ui, fake):
+        me = Client(session="session-1", ip=ME.ip, user="user-1")
         rnd = await ui.new_battle()
-        await play(ui, rnd, "one")
-        async for _ in ui.regenerate(rnd, ME):
+        async for _ in ui.send(rnd, "one", me):
             pass
-        with pytest.raises(Refused, match="Too many requests from this session"):
-            await play(ui, rnd, "two")
-        other = Client(session="session-2", ip=ME.ip)
+        async for _ in ui.regenerate(rnd, me):
+            pass
+        with pytest.raises(Refused, match="Too many requests from this browser"):
+            await anext(ui.send(rnd, "two", me))
+        # a new session hash (the client picks it) does not reset the signed user's window
+        same_user = Client(session="session-9", ip=ME.ip, user="user-1")
+        with pytest.raises(Refused, match="Too many requests from this browser"):
+            await anext(ui.send(await ui.new_battle(), "hi", same_user))
+        other = Client(session="session-2", ip=ME.ip, user="user-2")
         async for _ in ui.send(await ui.new_battle(), "hi", other):
             pass
         assert len(fake.requests) == 6
@@ -394,9 +400,9 @@ async def test_votes_through_the_service_dedupe_retries_and_cap_users(
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(log.close)
             ui = await open_state(settings, stack, events=log, rng=random.Random(3))
-            alice = Client(session="alice", ip="203.0.113.9")
-            bob = Client(session="bob", ip="203.0.113.9")
-            carol = Client(session="carol", ip="198.51.100.1")
+            alice = Client(session="s1", ip="203.0.113.9", user="alice")
+            bob = Client(session="s1", ip="203.0.113.9", user="bob")
+            carol = Client(session="s1", ip="198.51.100.1", user="carol")
 
             async def battle(who: Client) -> str:
                 rnd = await ui.new_battle()

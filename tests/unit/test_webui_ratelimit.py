@@ -40,7 +40,7 @@ def test_session_limit_refuses_with_a_wait() -> None:
     limits = RateLimits(per_session=2, per_ip=100, window_s=60, clock=clock)
     limits.acquire("s1", "1.2.3.4")
     limits.acquire("s1", "1.2.3.4")
-    with pytest.raises(Refused, match=r"this session: please wait 60 s"):
+    with pytest.raises(Refused, match=r"this browser: please wait 60 s"):
         limits.acquire("s1", "1.2.3.4")
     limits.acquire("s2", "1.2.3.4")  # another session on the same address is fine
 
