@@ -48,7 +48,9 @@ def platform(
         "CORRAL_WEBUI_STORE_URL": f"sqlite:///{logs / 'corral.db'}",
         "CORRAL_WEBUI_TEMPERATURE": "0",
         "CORRAL_WEBUI_MAX_TOKENS": "48",
-        "CORRAL_WEBUI_IDENTITY_WORDS": "[]",  # model names still count as identity words
+        "CORRAL_WEBUI_IDENTITY_WORDS": "[]",  # a tiny model's babble may name anything
+        "CORRAL_WEBUI_IDENTITY_MAKERS": "[]",
+        "CORRAL_WEBUI_MIN_VOTES": "1",  # one vote ranks both models here
         "CORRAL_WEBUI_IP_HASH_SALT": "browser-test",
     }
     up_args = [
@@ -167,9 +169,9 @@ def test_battle_vote_and_leaderboard(page: Any, platform: dict[str, Any]) -> Non
         cells = [c.strip() for c in row.locator("[role='gridcell']").all_inner_texts()]
         rows[cells[1]] = cells
     assert set(rows) == set(models), rows
-    # columns: rank, model, rating, low, high, Elo, votes, wins, ties, losses
+    # columns: rank, model, rating, low, high, style-controlled, Elo, votes, W, T, L, group
     assert rows[winner][0] == "1" and rows[loser][0] == "2"  # the winner ranks first
-    assert (rows[winner][6:], rows[loser][6:]) == (["1", "1", "0", "0"], ["1", "0", "0", "1"])
-    assert (rows[winner][5], rows[loser][5]) == ("1002.0", "998.0")  # Elo, K=4
+    assert (rows[winner][7:11], rows[loser][7:11]) == (["1", "1", "0", "0"], ["1", "0", "0", "1"])
+    assert (rows[winner][6], rows[loser][6]) == ("1002.0", "998.0")  # Elo, K=4
     assert page.locator("#leaderboard-plot svg circle").count() == 2
     page.screenshot(path=SHOTS / "4-leaderboard.png", full_page=True)
