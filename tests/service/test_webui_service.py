@@ -439,3 +439,19 @@ async def test_draws_favour_models_short_of_votes_and_skip_retired_ones(tmp_path
         assert "m4" not in seen
         assert seen["m3"] > 250  # weight 4 against 1 and 1: in nearly every battle
         assert ui.table.votes_by_model() == {"m1": 30, "m2": 30}
+
+
+async def test_identity_is_judged_at_vote_time_on_the_answers(tmp_path: Path) -> None:
+    models = {"m1": ["Microsoft sells ", "software."], "m2": ["I am ", "Llama3."]}
+    async with running(models, tmp_path, delay=0.0, min_votes=1) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd, "In one sentence, what does Microsoft sell?")
+        message = await ui.vote(rnd, "model_a", ME)
+        assert "does not count on the leaderboard" in message and "(llama)" in message
+        ((_, stored),) = await ui.events.read("votes")
+        assert stored["identity"] == ["llama"]  # the maker the prompt named is not held
+        assert len(stored["style"]) == 2 and stored["style"][0][0] > 0
+        ((_, compact),) = await ui.events.read("vote_index")
+        assert compact["identity"] == ["llama"] and "conversation_a" not in compact
+        board = await ui.leaderboard()
+        assert (board.counts.identity, board.counts.counted) == (1, 0)
