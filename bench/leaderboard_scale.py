@@ -135,6 +135,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cached_open_ms_max": round(1000 * max(opens), 3),
         "absorb_1000_new_votes_ms": round(1000 * absorb_s, 1),
         "peak_rss_mb": round(peak_rss_mb()),
+        "anchor": board.groups[0].anchor,
         "top": f"{top.model} {top.rating} [{top.lower}, {top.upper}] style {top.style}",
         "targets_met": {
             "cached_open_lt_200ms": statistics.median(opens) < 0.2,
