@@ -81,9 +81,8 @@ async def open_state(
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=CONTROL_TIMEOUT))
     state = build_state(settings, backend, source, client, metrics)
     if state.link is not None:
-        stack.push_async_callback(state.link.leave)
-        beat = asyncio.create_task(state.link.run())
-        stack.push_async_callback(_cancel, beat)
+        stack.push_async_callback(state.link.close)
+        stack.push_async_callback(_cancel, state.link.start())
     return state
 
 
