@@ -1,8 +1,10 @@
 """API keys and their limits: who may call, which models, how many requests and tokens.
 
-Keys come from settings (static) and from the store (`corral keys create`, kept hashed). Keys
-are required as soon as one was ever created (revoking every key does not open the gateway);
-with none the gateway is open. Lookups are cached for
+Keys come from settings (static) and from the store (`corral keys create`, kept hashed). Whether
+keys are required is explicit (`--require-keys`, or static keys given), never inferred from what
+the store holds: a store that was flushed, evicted or is not the one `corral keys create` wrote
+to leaves a gateway that requires keys closed (401), and one it cannot read answers 503.
+Lookups are cached for
 `cache_ttl` seconds, so a revoked key stops working within that time. Limits are token buckets
 in the store: requests per minute are taken up front; tokens per minute are checked up front
 and charged when the reply's usage is known (a request may overdraw; the next ones wait).
@@ -43,6 +45,7 @@ OPEN = Principal("open")
 class Gatekeeper:
     def __init__(
         self,
+        required: bool,
         static_keys: list[str],
         keys: KeyStore,
         limiter: RateLimiter,
@@ -52,6 +55,7 @@ class Gatekeeper:
         cache_ttl: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._required = required or bool(static_keys)
         self._static = [k.encode() for k in static_keys]
         self._static_principal = Principal("static", None, static_rpm, static_tpm)
         self._keys = keys
@@ -59,11 +63,10 @@ class Gatekeeper:
         self._ttl = cache_ttl
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
-        self._any: tuple[float, bool] = (float("-inf"), False)
         self._charges: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        if not self._static and not await self._any_stored():
+        if not self._required:
             return OPEN
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -131,14 +134,6 @@ class Gatekeeper:
     async def probe(self) -> None:
         """Reach the key store (raises StoreUnavailable when it is down)."""
         await self._keys.any_keys()
-
-    async def _any_stored(self) -> bool:
-        expires, value = self._any
-        if self._clock() < expires:
-            return value
-        value = await self._keys.any_keys()
-        self._any = (self._clock() + self._ttl, value)
-        return value
 
     async def _lookup(self, token: str) -> ApiKey | None:
         hit = self._cache.get(token)
