@@ -105,7 +105,9 @@ class Relay:
             target = await self._router.dispatch(model, endpoint, exclude)
             url = target.url.rstrip("/") + path
             try:
-                upstream = await self._session.post(url, data=body, headers=_FORWARD_HEADERS)
+                upstream = await self._session.post(
+                    url, data=body, headers=_FORWARD_HEADERS, allow_redirects=False
+                )
             except aiohttp.ClientConnectorError as exc:
                 logger.warning("worker %s unreachable (%s); trying another", target.worker_id, exc)
                 self._metrics.retries.labels("unreachable").inc()

@@ -50,7 +50,12 @@ def create_app(
 
     routes: list[BaseRoute] = [APIRoute("/health", health), APIRoute("/ready", ready)]
     app = service_app(
-        title="Corral web UI", routes=routes, metrics=Metrics("webui"), open_state=open_webui
+        title="Corral web UI",
+        routes=routes,
+        metrics=Metrics("webui"),
+        open_state=open_webui,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )
 
     def current() -> WebUI:
