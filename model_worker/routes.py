@@ -51,27 +51,27 @@ def _check_generates(state: WorkerState) -> None:
 
 async def chat_completions(request: Request) -> Response:
     body, _ = await parse_body(request, ChatCompletionRequest)
-    request.state.model = body.model
     state = _state(request)
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     _check_generates(state)
     return await state.chat(body, request, state.lora_for(body.model))
 
 
 async def completions(request: Request) -> Response:
     body, _ = await parse_body(request, CompletionRequest)
-    request.state.model = body.model
     state = _state(request)
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     _check_generates(state)
     return await state.completion(body, request, state.lora_for(body.model))
 
 
 async def embeddings(request: Request) -> Response:
     body, _ = await parse_body(request, EmbeddingRequest)
-    request.state.model = body.model
     state = _state(request)
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     return await state.embedding(body, request)
 
 
