@@ -48,7 +48,10 @@ level = math.min(capacity, level + (now - updated) * rate)
 local wait = 0
 if level < require then wait = (require - level) / rate else level = level - cost end
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'updated', tostring(now))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+-- kept until it is full again (a bucket in debt must not expire back to full), a month at most
+local ttl = tonumber(ARGV[5])
+if level < capacity then ttl = math.max(ttl, math.ceil((capacity - level) / rate) + 60) end
+redis.call('EXPIRE', KEYS[1], math.min(ttl, 2592000))
 return tostring(wait)
 """
 
