@@ -10,7 +10,8 @@ corral:events:{stream}:key:{key}  string  id of the record appended with this id
                                           (TTL 1 day: a retried write within it stores nothing)
 corral:apikeys                    hash    key id -> API key record JSON (secret stored hashed)
 corral:apikey-hash:{sha256}       string  key id, for lookup by presented key
-corral:bucket:{name}              hash    level, updated_at: a token bucket (TTL 2 windows)
+corral:bucket:{name}              hash    level, updated_at: a token bucket (TTL: until full
+                                          again, at least 2 windows)
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ WORKERS = f"{PREFIX}:workers"
 MODELS = f"{PREFIX}:models"
 API_KEYS = f"{PREFIX}:apikeys"
 
-# A bucket untouched for this long is full again anyway; letting it expire keeps Redis clean.
+# A full bucket untouched for this long expires (it would be full again anyway), which keeps
+# Redis clean; a bucket below full, in debt too, lives until it has refilled.
 BUCKET_TTL_S = 120
 
 

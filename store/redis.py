@@ -49,8 +49,11 @@ level = math.min(capacity, level + (now - updated) * rate)
 local wait = 0
 if level < require then wait = (require - level) / rate else level = level - cost end
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'updated', tostring(now))
--- a bucket may expire once it would be full again anyway (a daily cap refills over a day)
-redis.call('EXPIRE', KEYS[1], math.max(tonumber(ARGV[5]), math.ceil(capacity / rate)))
+-- kept until it is full again (a bucket in debt must not expire back to full; a daily cap
+-- refills over a day), a month at most
+local ttl = math.max(tonumber(ARGV[5]), math.ceil(capacity / rate))
+if level < capacity then ttl = math.max(ttl, math.ceil((capacity - level) / rate) + 60) end
+redis.call('EXPIRE', KEYS[1], math.min(ttl, 2592000))
 return tostring(wait)
 """
 

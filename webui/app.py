@@ -56,7 +56,12 @@ def create_app(
         APIRoute("/leaderboard.json", leaderboard_json),
     ]
     app = service_app(
-        title="Corral web UI", routes=routes, metrics=Metrics("webui"), open_state=open_webui
+        title="Corral web UI",
+        routes=routes,
+        metrics=Metrics("webui"),
+        open_state=open_webui,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )
     salt = settings.ip_hash_salt
     key = salt.get_secret_value().encode() if salt else secrets.token_bytes(32)

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servekit.settings import ServiceSettings, store_url_field
+from servekit.settings import ServiceSettings, allowed_hosts_field, store_url_field
 
 ENV_PREFIX = "CORRAL_WEBUI_"
 
@@ -35,6 +35,7 @@ class WebUISettings(ServiceSettings):
 
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=7860, ge=0, le=65535, description="port to listen on")
+    allowed_hosts: list[str] = allowed_hosts_field()
     api_url: str = Field(
         default="http://127.0.0.1:8000/v1", description="the gateway's OpenAI base URL"
     )
