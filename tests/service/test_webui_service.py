@@ -455,3 +455,21 @@ async def test_identity_is_judged_at_vote_time_on_the_answers(tmp_path: Path) ->
         assert compact["identity"] == ["llama"] and "conversation_a" not in compact
         board = await ui.leaderboard()
         assert (board.counts.identity, board.counts.counted) == (1, 0)
+
+
+async def test_the_board_is_cached_and_refreshed_in_the_background(tmp_path: Path) -> None:
+    """Opening the tab again within the refresh time reads nothing from the store; past it,
+    the cached board is returned at once while a refresh absorbs only the new votes."""
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path, min_votes=1) as (ui, _):
+        compact = {"model_a": "m1", "model_b": "m2", "winner": "model_a", "anonymous": True}
+        await ui.events.append("vote_index", {**compact, "vote_id": "v1", "identity": []})
+        first = await ui.leaderboard()
+        assert first.counts.counted == 1
+        await ui.events.append("vote_index", {**compact, "vote_id": "v2", "identity": []})
+        assert await ui.leaderboard() is first  # cached: the new vote is not read yet
+        ui._board_at -= ui.settings.leaderboard_refresh_s  # the cache is now old
+        assert await ui.leaderboard() is first  # still answered from the cache at once...
+        assert ui._refresh is not None
+        await ui._refresh  # ...while the refresh runs
+        assert (await ui.leaderboard()).counts.counted == 2
+        assert ui.table.counts.stored == 2  # each vote absorbed once
