@@ -15,11 +15,12 @@ import httpx
 import openai
 import pytest
 from procs import Service, free_port
+from requires import require
 
 from model_worker.backends.base import GenerationRequest, SamplingOptions
 from model_worker.model_files import resolve_model
 
-pytest.importorskip("llama_cpp")
+require("llama_cpp")
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 SECRET = "llamacpp-test-secret"  # corral up's control secret, given so the test can look in
 INTERNAL = {"Authorization": f"Bearer {SECRET}"}
