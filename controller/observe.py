@@ -41,6 +41,7 @@ class ControllerMetrics:
             workers = await registry.live_workers()
             for gauge in (in_flight, queued, live):
                 gauge.clear()  # workers that left must not linger in the output
+            self.forget_departed({w.worker_id for w in workers})
             for w in workers:
                 in_flight.labels(w.worker_id).set(w.in_flight)
                 queued.labels(w.worker_id).set(w.queued)
@@ -48,3 +49,15 @@ class ControllerMetrics:
                     live.labels(model).inc()
 
         metrics.before_scrape.append(refresh)
+
+    def forget_departed(self, live: set[str]) -> None:
+        """Drop the dispatch series of workers that left: a worker id is new at every start,
+        so they would pile up forever."""
+        gone = {
+            (s.labels["model"], s.labels["worker"], s.labels["policy"])
+            for family in self.dispatches.collect()
+            for s in family.samples
+            if s.labels.get("worker") not in live and "worker" in s.labels
+        }
+        for labels in gone:
+            self.dispatches.remove(*labels)

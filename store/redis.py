@@ -28,7 +28,10 @@ from store.apikeys import digest, new_key
 from store.base import ApiKey, StoreUnavailable, WorkerRecord
 
 # +delta on in_flight, never below zero; dispatches counted too. Runs atomically in Redis.
+# A worker that left has no load hash: a late release must not recreate one (it would never
+# expire).
 _ADD_IN_FLIGHT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], 'in_flight', ARGV[1])
 if n < 0 then redis.call('HSET', KEYS[1], 'in_flight', 0) end
 if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'dispatched_total', ARGV[1]) end
@@ -102,20 +105,25 @@ class RedisRegistry:
             pipe.sadd(keys.MODELS, *registration.models)
             pipe.hset(keys.worker_load(wid), mapping={"healthy": 1, "queued": 0})
             pipe.hsetnx(keys.worker_load(wid), "in_flight", 0)
+            pipe.pexpire(keys.worker_load(wid), self._ttl_ms)  # it expires with the liveness key
             await pipe.execute()
 
     async def heartbeat(self, beat: Heartbeat) -> bool:
         async with _guard():
             if not await self._r.pexpire(keys.worker(beat.worker_id), self._ttl_ms):
                 return False
-            await self._r.hset(
-                keys.worker_load(beat.worker_id),
+            load = keys.worker_load(beat.worker_id)
+            pipe = self._r.pipeline(transaction=True)
+            pipe.hset(
+                load,
                 mapping={
                     "in_flight": beat.in_flight,
                     "queued": beat.queued,
                     "healthy": int(beat.healthy),
                 },
             )
+            pipe.pexpire(load, self._ttl_ms)
+            await pipe.execute()
             return True
 
     async def deregister(self, worker_id: str) -> None:

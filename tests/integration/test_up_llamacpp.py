@@ -15,12 +15,15 @@ import httpx
 import openai
 import pytest
 from procs import Service, free_port
+from requires import require
 
 from model_worker.backends.base import GenerationRequest, SamplingOptions
 from model_worker.model_files import resolve_model
 
-pytest.importorskip("llama_cpp")
+require("llama_cpp")
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+SECRET = "llamacpp-test-secret"  # corral up's control secret, given so the test can look in
+INTERNAL = {"Authorization": f"Bearer {SECRET}"}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         ["corral.cli", "up", "--model", "smollm2", "--backend", "llamacpp", "--no-webui",
          "--api-port", str(api), "--controller-port", str(ctl), "--worker-port", str(worker)],
         logs,
+        env={"CORRAL_CONTROL_SECRET": SECRET},
     ).start()  # fmt: skip
     try:
         up.wait_until(f"http://127.0.0.1:{api}/v1/models", 300, ok=lambda r: bool(r.json()["data"]))
@@ -54,7 +58,7 @@ def client(platform: dict[str, Any]) -> openai.OpenAI:
 
 
 def test_the_worker_registered_as_llamacpp(platform: dict[str, Any]) -> None:
-    (worker,) = httpx.get(f"{platform['controller']}/internal/workers").json()
+    (worker,) = httpx.get(f"{platform['controller']}/internal/workers", headers=INTERNAL).json()
     registration = worker["registration"]
     assert registration["backend"] == "llamacpp"
     assert registration["models"] == ["smollm2"] and registration["capacity"] == 1
@@ -140,7 +144,7 @@ def test_a_client_that_leaves_aborts_its_request(
     stream.close()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        status = httpx.get(f"{platform['worker']}/internal/status").json()
+        status = httpx.get(f"{platform['worker']}/internal/status", headers=INTERNAL).json()
         if status["in_flight"] == 0 and status["engine_running"] == 0:
             break
         time.sleep(0.05)

