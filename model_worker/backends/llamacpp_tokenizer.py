@@ -67,6 +67,15 @@ class LlamaCppTokenizer:
                 return buf.raw[:n].decode("utf-8", errors="replace")
             room = -n + 1
 
+    def pieces(self) -> list[bytes]:
+        """Every token's bytes as decoding writes them (control tokens: empty)."""
+        out = []
+        buf = ctypes.create_string_buffer(256)
+        for token in range(self._size):
+            n = self._C.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            out.append(buf.raw[: max(n, 0)])
+        return out
+
     def _token_or_none(self, token: int) -> int | None:
         return token if 0 <= token < self._size else None
 
