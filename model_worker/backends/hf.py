@@ -151,7 +151,7 @@ class HFBackend:
             logprobs = None
             if opts.logprobs is not None:
                 logprobs = [token_logprob(raw, token, opts.logprobs)]
-            if token in stop_ids:
+            if token in stop_ids or (masker is not None and masker.finished()):
                 yield Delta(index, matcher.flush(), [token], logprobs, "stop")
                 return
             text = matcher.feed(detok.push(token))
