@@ -4,9 +4,12 @@ A `Constraint` says what the output must be (a JSON object, JSON valid under a s
 of an EBNF grammar); it travels to the backend in `SamplingOptions.constraint`, and each backend
 hands it to its engine's own grammar machinery:
 
-- hf: an xgrammar `GrammarMatcher` masks the logits before each draw (`TokenMasker`, below);
-- vllm: vLLM's `StructuredOutputsParams` in `SamplingParams` (xgrammar inside vLLM);
-- llamacpp: llama.cpp's GBNF grammar sampler, first in the sampler chain.
+- hf and llamacpp: an xgrammar `GrammarMatcher` masks the logits before each draw
+  (`TokenMasker`, below; llamacpp imports torch for it on its first constrained request);
+- vllm: vLLM's `StructuredOutputsParams` in `SamplingParams` (xgrammar inside vLLM).
+
+All three enforce the same grammar, xgrammar's conversion of the schema, so a schema means the
+same on every backend.
 
 Build constraints with `json_object()`, `compile_json_schema(schema)` or `grammar(ebnf)`; a
 schema or grammar that cannot be enforced is a 400 naming `param` (`response_format` for
@@ -160,15 +163,31 @@ def from_response_format(fmt: ResponseFormatField | None) -> Constraint | None:
 
 
 class GrammarCache:
-    """Compiles constraints for one tokenizer (hf backend); compiled grammars are cached."""
+    """Compiles constraints for one vocabulary (hf, llamacpp); compiled grammars are cached."""
 
-    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+    def __init__(self, info: Any) -> None:
         import xgrammar
 
-        self._info = xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
-        self._compiler = xgrammar.GrammarCompiler(self._info, max_threads=1)
-        self.vocab_size = vocab_size
-        self.end_ids = tuple(self._info.stop_token_ids)
+        self._compiler = xgrammar.GrammarCompiler(info, max_threads=1)
+        self.vocab_size = int(info.vocab_size)
+        self.end_ids = tuple(info.stop_token_ids)
+
+    @classmethod
+    def from_hf(cls, tokenizer: Any, vocab_size: int) -> GrammarCache:
+        """For a transformers tokenizer; `vocab_size`: the model's (its logits' length)."""
+        import xgrammar
+
+        return cls(xgrammar.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size))
+
+    @classmethod
+    def from_pieces(cls, pieces: Sequence[bytes], end_ids: Sequence[int]) -> GrammarCache:
+        """For a vocabulary given as each token's bytes (empty for control tokens)."""
+        import xgrammar
+
+        info = xgrammar.TokenizerInfo(
+            list(pieces), xgrammar.VocabType.RAW, stop_token_ids=list(end_ids)
+        )
+        return cls(info)
 
     def compile(self, constraint: Constraint) -> Any:
         """Blocking (milliseconds to a second for a large vocabulary): call it off the loop."""

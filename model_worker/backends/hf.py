@@ -115,7 +115,8 @@ class HFBackend:
 
     def _grammar_cache(self) -> GrammarCache:
         if self._grammars is None:
-            self._grammars = GrammarCache(self.tokenizer, int(self._model.config.vocab_size))
+            vocab_size = int(self._model.config.vocab_size)
+            self._grammars = GrammarCache.from_hf(self.tokenizer, vocab_size)
         return self._grammars
 
     async def _generate_one(
@@ -150,7 +151,7 @@ class HFBackend:
             logprobs = None
             if opts.logprobs is not None:
                 logprobs = [token_logprob(raw, token, opts.logprobs)]
-            if token in stop_ids:
+            if token in stop_ids or (masker is not None and masker.finished()):
                 yield Delta(index, matcher.flush(), [token], logprobs, "stop")
                 return
             text = matcher.feed(detok.push(token))

@@ -27,6 +27,7 @@ import numpy as np
 from model_worker.backends.base import BackendError, Delta, GenerationRequest
 from model_worker.backends.llamacpp_sampling import adjust_logits, sampler_chain, token_logprob
 from model_worker.backends.llamacpp_tokenizer import LlamaCppTokenizer
+from model_worker.structured import Constraint, GrammarCache
 from model_worker.textstream import IncrementalDetokenizer, StopMatcher
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class LlamaCppBackend:
         self._eog: frozenset[int] = frozenset()
         self._n_vocab = 0
         self._running = 0
+        self._grammars: GrammarCache | None = None
+        self._grammars_lock = threading.Lock()
         self.tokenizer: Any = None
         self.chat_template: str | None = None
         self.max_model_len = 0
@@ -151,6 +154,9 @@ class LlamaCppBackend:
     # Generation
 
     async def generate(self, request: GenerationRequest) -> AsyncGenerator[list[Delta], None]:
+        compiled = None
+        if request.options.constraint is not None:
+            compiled = await asyncio.to_thread(self._compile, request.options.constraint)
         slot = await self._free.get()
         loop = asyncio.get_running_loop()
         out: asyncio.Queue[Any] = asyncio.Queue()
@@ -160,7 +166,7 @@ class LlamaCppBackend:
         def emit(item: Any) -> None:
             loop.call_soon_threadsafe(out.put_nowait, item)
 
-        job = loop.run_in_executor(self._pool, self._run, slot, request, emit, stop)
+        job = loop.run_in_executor(self._pool, self._run, slot, request, emit, stop, compiled)
         job.add_done_callback(lambda _: self._release(slot, stop))  # only once it stopped
         self._running += 1
         try:
@@ -185,13 +191,27 @@ class LlamaCppBackend:
             self._stops.discard(stop)
         self._free.put_nowait(slot)
 
+    def _compile(self, constraint: Constraint) -> Any:
+        """The constraint's grammar for this vocabulary (blocking; the first call reads it)."""
+        with self._grammars_lock:
+            if self._grammars is None:
+                self._grammars = GrammarCache.from_pieces(
+                    self.tokenizer.pieces(), sorted(self._eog)
+                )
+        return self._grammars.compile(constraint)
+
     def _run(
-        self, slot: _Slot, request: GenerationRequest, emit: _Emit, stop: threading.Event
+        self,
+        slot: _Slot,
+        request: GenerationRequest,
+        emit: _Emit,
+        stop: threading.Event,
+        compiled: Any = None,
     ) -> None:
         """The request's decoding loop, in a pool thread: every choice, one after another."""
         try:
             for index in range(request.options.n):
-                for delta in self._choice(slot, request, index, stop):
+                for delta in self._choice(slot, request, index, stop, compiled):
                     emit(delta)
                 if stop.is_set():
                     return
@@ -203,7 +223,12 @@ class LlamaCppBackend:
             emit(None)
 
     def _choice(
-        self, slot: _Slot, request: GenerationRequest, index: int, stop: threading.Event
+        self,
+        slot: _Slot,
+        request: GenerationRequest,
+        index: int,
+        stop: threading.Event,
+        compiled: Any = None,
     ) -> Iterator[Delta]:
         opts = request.options
         prompt = request.prompt_token_ids
@@ -211,7 +236,10 @@ class LlamaCppBackend:
         detok = IncrementalDetokenizer(self.tokenizer, prompt)
         matcher = StopMatcher(opts.stop)
         limit = min(opts.max_tokens, self.max_model_len - len(prompt))
-        chain = sampler_chain(opts, index, self._model)
+        chain = sampler_chain(opts, index)
+        masker = None
+        if compiled is not None and self._grammars is not None:
+            masker = self._grammars.masker(compiled)
         output: list[int] = []
         try:
             self._prefill(slot, prompt)
@@ -221,12 +249,16 @@ class LlamaCppBackend:
                 early = len(output) < opts.min_tokens and opts.constraint is None
                 banned = stop_ids if early else ()  # a grammar's end outranks min_tokens
                 adjust_logits(logits, opts, prompt, output, banned)
+                if masker is not None:
+                    masker.mask(torch_view(logits), sorted(stop_ids))
                 token = int(chain.sample(slot.ctx, -1))
+                if masker is not None and token not in stop_ids:
+                    masker.accept(token)
                 output.append(token)
                 logprobs = None
                 if opts.logprobs is not None:
                     logprobs = [token_logprob(raw, token, opts.logprobs)]
-                if token in stop_ids:
+                if token in stop_ids or (masker is not None and masker.finished()):
                     yield Delta(index, matcher.flush(), [token], logprobs, "stop")
                     return
                 text = matcher.feed(detok.push(token))
@@ -310,3 +342,10 @@ class LlamaCppBackend:
             slot.ctx.kv_cache_clear()
             slot.cached.clear()
         return vectors
+
+
+def torch_view(logits: np.ndarray) -> Any:
+    """The same memory as a torch tensor (xgrammar masks torch tensors in place)."""
+    import torch
+
+    return torch.from_numpy(logits)

@@ -8,8 +8,9 @@ the repetition penalty (CTRL-style, over prompt and output), presence/frequency 
 the output only, logit_bias, and min_tokens (the stop ids masked). Logprobs come from the raw
 logits.
 
-Structured output is one more sampler here: llama.cpp's GBNF grammar sampler, first in the
-chain (a JSON schema becomes GBNF with llama-cpp-python's own converter).
+Structured output masks the same logits with xgrammar (`model_worker/structured.py`), as on the
+other backends: llama-cpp-python's JSON-schema-to-GBNF converter ignores minimum/maximum and
+multipleOf, so its grammar sampler could let output through that fails the schema.
 """
 
 from __future__ import annotations
@@ -21,31 +22,16 @@ from typing import Any
 import numpy as np
 
 from model_worker.backends.base import SamplingOptions, TokenLogprob
-from model_worker.structured import Constraint
 from protocol.openai import GREEDY_TEMPERATURE
 
 _UINT32 = 2**32
 
 
-def gbnf(constraint: Constraint) -> Any:
-    """A constraint as a llama.cpp grammar (LlamaGrammar); ValueError when it cannot be one."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    if constraint.kind == "json":
-        return LlamaGrammar.from_json_schema(constraint.spec, verbose=False)
-    return LlamaGrammar.from_string(constraint.spec, verbose=False)
-
-
-def sampler_chain(opts: SamplingOptions, choice: int, model: Any = None) -> Any:
-    """A llama.cpp sampler chain for one choice; seeded choices differ yet reproduce.
-
-    With a constraint, `model` (the LlamaModel) is needed for its vocabulary.
-    """
+def sampler_chain(opts: SamplingOptions, choice: int) -> Any:
+    """A llama.cpp sampler chain for one choice; seeded choices differ yet reproduce."""
     from llama_cpp._internals import LlamaSampler
 
     chain = LlamaSampler()
-    if opts.constraint is not None:
-        chain.add_grammar(model, gbnf(opts.constraint))
     if opts.temperature < GREEDY_TEMPERATURE:
         chain.add_greedy()
         return chain

@@ -75,6 +75,15 @@ class LlamaCppTokenizer:
         ids = [t for t in range(self._size) if is_control(self._vocab, t)]
         return [text for text in (self.decode([t]) for t in ids) if text]
 
+    def pieces(self) -> list[bytes]:
+        """Every token's bytes as decoding writes them (control tokens: empty)."""
+        out = []
+        buf = ctypes.create_string_buffer(256)
+        for token in range(self._size):
+            n = self._C.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+            out.append(buf.raw[: max(n, 0)])
+        return out
+
     def _token_or_none(self, token: int) -> int | None:
         return token if 0 <= token < self._size else None
 

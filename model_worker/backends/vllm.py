@@ -206,11 +206,9 @@ def _structured(constraint: Constraint | None) -> dict[str, Any]:
         return {}
     from vllm.sampling_params import StructuredOutputsParams
 
-    if constraint.kind == "json":
-        params = StructuredOutputsParams(json=constraint.schema(), disable_any_whitespace=True)
-    else:
-        params = StructuredOutputsParams(grammar=constraint.spec)
-    return {"structured_outputs": params}
+    # the grammar xgrammar made of the schema (model_worker/structured.py), not vLLM's own
+    # conversion of it: the same language on every backend
+    return {"structured_outputs": StructuredOutputsParams(grammar=constraint.ebnf)}
 
 
 def _delta(c: Any, top: int | None) -> Delta:

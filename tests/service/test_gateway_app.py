@@ -318,6 +318,22 @@ BAD: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("stream type", {"json": {**CHAT, "stream": "yes"}}, 400, "stream"),
     ("body is a list", {"json": [1, 2]}, 400, None),
     ("unknown model", {"json": {**CHAT, "model": "nope"}}, 404, "model"),
+    ("unknown field", {"json": {**CHAT, "temprature": 0}}, 400, "temprature"),
+    ("unsupported field", {"json": {**CHAT, "audio": {"voice": "x"}}}, 400, "audio"),
+    (
+        "invalid schema",
+        {
+            "json": {
+                **CHAT,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "frog"}},
+                },
+            }
+        },
+        400,
+        "response_format",
+    ),
 ]
 
 

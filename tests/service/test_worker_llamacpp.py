@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import pytest_asyncio
 from harness import loopback, sse_events, worker_app
@@ -257,6 +259,42 @@ async def test_a_context_reusing_its_cache_answers_like_a_fresh_one(stack: dict[
     for _ in range(2):  # both contexts (they take turns) hold `first` and its reply
         await greedy(backend, first)
     assert [await greedy(backend, second), await greedy(backend, second)] == [fresh, fresh]
+
+
+PROFILE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "hobbies": {"type": "array", "items": {"type": "string", "maxLength": 15}, "maxItems": 3},
+    },
+    "required": ["name", "age", "hobbies"],
+    "additionalProperties": False,
+}
+
+
+async def test_json_schema_output_validates(stack: dict[str, Any]) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": PROFILE, "strict": True}}
+    messages = [{"role": "user", "content": "Describe a person."}]
+    r = await chat(
+        stack["client"], messages=messages, response_format=fmt, max_tokens=120, n=2, seed=4
+    )
+    assert r.status_code == 200, r.text
+    for choice in r.json()["choices"]:
+        assert choice["finish_reason"] == "stop"
+        jsonschema.validate(json.loads(choice["message"]["content"]), PROFILE)
+    r = await chat(
+        stack["client"], response_format={"type": "json_object"}, max_tokens=120, temperature=0
+    )
+    assert isinstance(json.loads(r.json()["choices"][0]["message"]["content"]), dict)
+
+
+async def test_logit_bias_forces_a_token(stack: dict[str, Any]) -> None:
+    r = await complete(
+        stack["client"], prompt="Hi", max_tokens=3, temperature=0, logit_bias={"300": 100}
+    )
+    tok = stack["app"].state.service.backend.tokenizer
+    assert r.json()["choices"][0]["text"] == tok.decode([300] * 3)
 
 
 async def test_llamacpp_needs_a_gguf(tiny_model_path: Any) -> None:

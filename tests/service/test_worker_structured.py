@@ -17,6 +17,10 @@ import pytest
 import pytest_asyncio
 from harness import serve, sse_events, worker_app
 
+from model_worker.backends.base import GenerationRequest, SamplingOptions
+from model_worker.backends.hf import HFBackend
+from model_worker.structured import compile_json_schema
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 MSGS = [{"role": "user", "content": "Describe a person as JSON."}]
 PERSON = {
@@ -76,6 +80,26 @@ async def test_without_response_format_the_random_model_writes_no_json(
     r = await chat(worker, max_tokens=40, temperature=0)
     with pytest.raises(ValueError):
         json.loads(r.json()["choices"][0]["message"]["content"])
+
+
+async def test_with_ignore_eos_the_reply_ends_where_the_grammar_ends(
+    tiny_model_path: Path,
+) -> None:
+    """No stop ids and ignore_eos: the end token is no stop, but the grammar ends the reply."""
+    backend = HFBackend(tiny_model_path)
+    await backend.start()
+    try:
+        opts = SamplingOptions(
+            max_tokens=300, seed=1, ignore_eos=True, constraint=compile_json_schema(PERSON)
+        )
+        text, finish = "", None
+        async for deltas in backend.generate(GenerationRequest("r", [1, 5, 6], opts)):
+            text += "".join(d.text for d in deltas)
+            finish = deltas[-1].finish_reason or finish
+    finally:
+        await backend.close()
+    assert finish == "stop"
+    jsonschema.validate(json.loads(text), PERSON)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -101,7 +101,7 @@ def tokenizer(tiny_model_path: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def cache(tokenizer: Any) -> GrammarCache:
-    return GrammarCache(tokenizer, len(tokenizer))
+    return GrammarCache.from_hf(tokenizer, len(tokenizer))
 
 
 def _decode_under_mask(
