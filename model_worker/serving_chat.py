@@ -15,6 +15,7 @@ from model_worker.framing import SlotStreamingResponse, to_chat_logprobs
 from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder, chat_logprobs
+from model_worker.structured import from_response_format
 from protocol.limits import InputLimits, check_chat
 from protocol.openai import (
     AssistantMessage,
@@ -48,7 +49,10 @@ class ChatServing:
     def prepare(self, req: ChatCompletionRequest, lora: str | None) -> GenerationRequest:
         ids = self.prompts.chat_ids(req.messages)
         max_tokens = self.prompts.max_tokens(len(ids), req.requested_max_tokens(), "messages")
-        opts = self.prompts.options(req, max_tokens, chat_logprobs(req), chat=True)
+        constraint = from_response_format(req.response_format)
+        opts = self.prompts.options(
+            req, max_tokens, chat_logprobs(req), chat=True, constraint=constraint
+        )
         return GenerationRequest(f"chatcmpl-{uuid.uuid4().hex}", ids, opts, lora)
 
     async def __call__(

@@ -37,10 +37,6 @@ class EmbeddingServing:
                 param="model",
                 code="embeddings_not_supported",
             )
-        if req.dimensions is not None:
-            raise InvalidRequest(
-                "this model does not support choosing embedding dimensions", param="dimensions"
-            )
         check_embedding(req, self.limits)
         slot = await self.limiter.acquire()
         try:

@@ -15,11 +15,19 @@ from protocol.limits import (
     DEFAULT_MAX_PROMPTS,
     InputLimits,
 )
-from servekit.settings import OneOf, ServiceSettings
+from servekit.settings import (
+    OneOf,
+    ServiceSettings,
+    allowed_hosts_field,
+    control_secret_field,
+    insecure_field,
+)
+
+ENV_PREFIX = "CORRAL_WORKER_"
 
 
 class WorkerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CORRAL_WORKER_")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     model_path: str = Field(
         default="smollm2",
@@ -46,8 +54,13 @@ class WorkerSettings(ServiceSettings):
         description="controller base URL",
         json_schema_extra={"flag": "--controller-url", "metavar": "URL"},
     )
-    control_secret: str | None = Field(
-        default=None, description="shared secret for the controller's control plane"
+    control_secret: str | None = control_secret_field(ENV_PREFIX)
+    allowed_hosts: list[str] = allowed_hosts_field()
+    insecure: bool = insecure_field()
+    public: bool = Field(
+        default=False,
+        description="serve the OpenAI endpoints to anyone, not only to holders of the control "
+        "secret (the gateways)",
     )
     heartbeat_interval: float = Field(
         default=2.0, gt=0, description="seconds between heartbeats to the controller"

@@ -82,9 +82,8 @@ async def open_state(
     state = build_state(settings, backend, source, client, metrics)
     stack.callback(state.chat.prompts.close)
     if state.link is not None:
-        stack.push_async_callback(state.link.leave)
-        beat = asyncio.create_task(state.link.run())
-        stack.push_async_callback(_cancel, beat)
+        stack.push_async_callback(state.link.close)
+        stack.push_async_callback(_cancel, state.link.start())
     return state
 
 

@@ -1,8 +1,10 @@
 """API keys and their limits: who may call, which models, how many requests and tokens.
 
-Keys come from settings (static) and from the store (`corral keys create`, kept hashed). Keys
-are required as soon as one was ever created (revoking every key does not open the gateway);
-with none the gateway is open. Lookups are cached for
+Keys come from settings (static) and from the store (`corral keys create`, kept hashed). Whether
+keys are required is explicit (`--require-keys`, or static keys given), never inferred from what
+the store holds: a store that was flushed, evicted or is not the one `corral keys create` wrote
+to leaves a gateway that requires keys closed (401), and one it cannot read answers 503.
+Lookups are cached for
 `cache_ttl` seconds, so a revoked key stops working within that time. Limits are token buckets
 in the store: requests per minute are taken up front; tokens per minute are reserved up front
 (the most the request may cost: its input and every choice's `max_tokens`) and settled when
@@ -51,6 +53,7 @@ OPEN = Principal("open")
 class Gatekeeper:
     def __init__(
         self,
+        required: bool,
         static_keys: list[str],
         keys: KeyStore,
         limiter: RateLimiter,
@@ -61,6 +64,7 @@ class Gatekeeper:
         failed_auth_per_minute: int = 30,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._required = required or bool(static_keys)
         self._static = [k.encode() for k in static_keys]
         self._static_principal = Principal("static", None, static_rpm, static_tpm)
         self._keys = keys
@@ -68,13 +72,12 @@ class Gatekeeper:
         self._ttl = cache_ttl
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
-        self._any: tuple[float, bool] = (float("-inf"), False)
         self._charges: set[asyncio.Task[None]] = set()
         self._failures = FailureThrottle(failed_auth_per_minute, clock)
 
     async def authenticate(self, authorization: str | None, client: str = "") -> Principal:
         """The caller's principal; `client` (its address) is throttled after failures."""
-        if not self._static and not await self._any_stored():
+        if not self._required:
             return OPEN
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -143,14 +146,6 @@ class Gatekeeper:
     async def probe(self) -> None:
         """Reach the key store (raises StoreUnavailable when it is down)."""
         await self._keys.any_keys()
-
-    async def _any_stored(self) -> bool:
-        expires, value = self._any
-        if self._clock() < expires:
-            return value
-        value = await self._keys.any_keys()
-        self._any = (self._clock() + self._ttl, value)
-        return value
 
     async def _lookup(self, token: str, client: str) -> ApiKey | None:
         """A cached key, else (unless `client` failed too often: 429) the store's answer."""

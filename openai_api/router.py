@@ -70,7 +70,7 @@ class ControllerClient:
             url = self._urls[self._current] + path
             try:
                 async with self._session.request(
-                    method, url, data=body, headers=self._headers
+                    method, url, data=body, headers=self._headers, allow_redirects=False
                 ) as response:
                     return response.status, await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, timeout

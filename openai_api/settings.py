@@ -12,7 +12,12 @@ from protocol.limits import (
     DEFAULT_MAX_PROMPTS,
     InputLimits,
 )
-from servekit.settings import ServiceSettings, store_url_field
+from servekit.settings import (
+    ServiceSettings,
+    allowed_hosts_field,
+    control_secret_field,
+    store_url_field,
+)
 
 ENV_PREFIX = "CORRAL_API_"
 
@@ -27,8 +32,13 @@ class GatewaySettings(ServiceSettings):
         description="controller base URL (the gateway fails over between them)",
         json_schema_extra={"flag": "--controller-url", "metavar": "URL"},
     )
-    control_secret: str | None = Field(
-        default=None, description="shared secret for the controller's control plane"
+    control_secret: str | None = control_secret_field(ENV_PREFIX)
+    allowed_hosts: list[str] = allowed_hosts_field()
+    require_keys: bool = Field(
+        default=False,
+        description="every request needs an API key (static or from `corral keys create`); "
+        "when the key store cannot be read the gateway answers 503. Off: the API is open "
+        "(static --api-key values turn it on)",
     )
     store_url: str | None = store_url_field(
         ENV_PREFIX,

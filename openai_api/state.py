@@ -49,8 +49,11 @@ async def open_state(
         stack.push_async_callback(limiter.close)
     if controller is None:
         controller = await _controller_client(settings, stack)
+    # workers answer only holders of the control secret (see model_worker.routes)
+    secret = settings.control_secret
     workers = await stack.enter_async_context(
         aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {secret}"} if secret else None,
             timeout=aiohttp.ClientTimeout(
                 total=None,
                 sock_connect=settings.connect_timeout,
@@ -61,6 +64,7 @@ async def open_state(
         )
     )
     gatekeeper = Gatekeeper(
+        settings.require_keys,
         settings.api_keys,
         keys,
         limiter,

@@ -6,6 +6,8 @@ corral:worker:{id}                string  registration JSON; TTL = the worker TT
 corral:worker:{id}:load           hash    in_flight, queued, healthy, dispatched_total
 corral:models                     set     every model ever registered (404 vs 503)
 corral:events:{stream}            stream  append-only records (votes, conversations)
+corral:events:{stream}:key:{key}  string  id of the record appended with this idempotency key
+                                          (TTL 1 day: a retried write within it stores nothing)
 corral:apikeys                    hash    key id -> API key record JSON (secret stored hashed)
 corral:apikey-hash:{sha256}       string  key id, for lookup by presented key
 corral:bucket:{name}              hash    level, updated_at: a token bucket (TTL: until full
@@ -35,6 +37,14 @@ def worker_load(worker_id: str) -> str:
 
 def events(stream: str) -> str:
     return f"{PREFIX}:events:{stream}"
+
+
+# How long an idempotency key remembers its record: far longer than any retry of a write.
+EVENT_KEY_TTL_S = 86_400
+
+
+def event_key(stream: str, key: str) -> str:
+    return f"{PREFIX}:events:{stream}:key:{key}"
 
 
 def api_key_hash(digest: str) -> str:

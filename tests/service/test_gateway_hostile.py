@@ -175,7 +175,9 @@ async def test_guessed_keys_from_one_address_get_429_after_the_allowance(tmp_pat
         good, _ = await keys.create("good", None, None, None)
     finally:
         await keys.close()
-    async with gateway(store_url=url, failed_auth_per_minute=3, key_cache_ttl=60) as gw:
+    async with gateway(
+        store_url=url, require_keys=True, failed_auth_per_minute=3, key_cache_ttl=60
+    ) as gw:
         assert (
             await gw.post("/v1/chat/completions", json=CHAT, headers=_bearer(good))
         ).status_code == 503
@@ -196,7 +198,7 @@ def _bearer(secret: str) -> dict[str, str]:
 
 
 async def _gatekeeper(tmp_path: Path, limiter: MemoryRateLimiter) -> Gatekeeper:
-    return Gatekeeper([], open_keys(f"sqlite:///{tmp_path / 'k.db'}"), limiter, cache_ttl=0)
+    return Gatekeeper(True, [], open_keys(f"sqlite:///{tmp_path / 'k.db'}"), limiter, cache_ttl=0)
 
 
 async def test_tokens_are_reserved_at_admission(tmp_path: Path) -> None:
@@ -230,7 +232,9 @@ async def test_a_stream_cut_short_is_charged_what_it_relayed(tmp_path: Path) -> 
     keys = open_keys(url)
     secret, record = await keys.create("metered", None, None, 10_000)
     async with loopback(worker.app) as worker_url, platform(worker_url) as ctl:
-        settings = GatewaySettings(controller_urls=[ctl], store_url=url, key_cache_ttl=0)
+        settings = GatewaySettings(
+            controller_urls=[ctl], store_url=url, require_keys=True, key_cache_ttl=0
+        )
         app = gateway_app(settings, keys=keys, limiter=limiter)
         async with loopback(app) as gw_url, httpx.AsyncClient(base_url=gw_url, timeout=10) as gw:
             body = {**CHAT, "stream": True, "max_tokens": 1000}
