@@ -46,7 +46,12 @@ def main() -> None:
     model = build_tiny_llama(tmp / "tiny-fast", layers=1, hidden=64)
     capacity = ["--capacity", str(args.clients), "--max-queued", str(args.clients)]
     platform = start_platform(
-        tmp, model, workers=2, worker_args=capacity, extra_args=["--log-level", "warning"]
+        tmp,
+        model,
+        workers=2,
+        worker_args=capacity,
+        gateway_args=["--max-streams-per-key", str(args.clients)],  # all from one address
+        extra_args=["--log-level", "warning"],
     )
     try:
         workers = [w.url for w in platform.workers]

@@ -90,7 +90,7 @@ class GatewaySettings(ServiceSettings):
         "between chunks) before the stream fails",
     )
     max_streams_per_key: int = Field(
-        default=64,
+        default=128,
         ge=1,
         description="streams open at once per API key (on an open gateway: per client "
         "address); more get 429",
