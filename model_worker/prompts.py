@@ -11,17 +11,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from conv_templates import Template, TemplateError
+from conv_templates.tools import ToolTemplate
 from model_worker.backends.base import SamplingOptions
 from protocol.errors import ContextLengthExceeded, InvalidRequest
 from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
 
 
 class PromptBuilder:
-    """Renders and tokenizes prompts for one model with its one resolved template."""
+    """Renders and tokenizes prompts for one model with its one resolved template (and the way
+    it renders tools, None when it cannot)."""
 
-    def __init__(self, tokenizer: Any, template: Template, max_model_len: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        template: Template,
+        max_model_len: int,
+        tools: ToolTemplate | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.template = template
+        self.tools = tools
         self.max_model_len = max_model_len
         vocab = len(tokenizer)
         listed = [i for i in template.stop_token_ids if 0 <= i < vocab]
@@ -36,16 +45,27 @@ class PromptBuilder:
             )
         )
 
-    def chat_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
-        plain = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in messages
-        ]
+    def chat_ids(self, request: ChatCompletionRequest) -> list[int]:
+        """The prompt; with the tool template when tools are offered or the history has tool
+        calls or results (400 `unsupported` when the model's template cannot express them)."""
+        messages = request.messages
+        tools = request.active_tools()
+        history = any(m.role == "tool" or m.tool_calls for m in messages)
         try:
-            text = self.template.render(plain, add_generation_prompt=True)
+            if not tools and not history:
+                return self.encode(self.template.render(_plain(messages)))
+            if self.tools is None:
+                raise InvalidRequest(
+                    f"template {self.template.name!r} cannot express tools, tool calls or "
+                    "tool results; serve the model with a template that can "
+                    "(`corral templates list`) or its own chat_template",
+                    param="tools" if tools else "messages",
+                    code="unsupported",
+                )
+            offered = [tool.model_dump(exclude_none=True) for tool in tools]
+            return self.encode(self.tools.render(_with_calls(messages), offered))
         except TemplateError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
-        return self.encode(text)
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=True)["input_ids"]
@@ -115,6 +135,25 @@ class PromptBuilder:
             min_tokens=request.min_tokens,
             logprobs=logprobs,
         )
+
+
+def _role(message: ChatMessage) -> str:
+    return "system" if message.role == "developer" else message.role
+
+
+def _plain(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    return [{"role": _role(m), "content": m.text()} for m in messages]
+
+
+def _with_calls(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Messages with their tool calls and the ids of the calls that tool messages answer."""
+    out = _plain(messages)
+    for message, plain in zip(messages, out, strict=True):
+        if message.tool_calls:
+            plain["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+        if message.tool_call_id:
+            plain["tool_call_id"] = message.tool_call_id
+    return out
 
 
 def _dropped(tokenizer: Any, token_id: int, text: str) -> bool:
