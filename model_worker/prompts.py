@@ -13,6 +13,7 @@ from typing import Any
 from conv_templates import Template, TemplateError
 from conv_templates.tools import ToolTemplate
 from model_worker.backends.base import SamplingOptions
+from model_worker.structured import Constraint
 from protocol.errors import ContextLengthExceeded, InvalidRequest
 from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
 
@@ -110,6 +111,7 @@ class PromptBuilder:
         logprobs: int | None,
         *,
         chat: bool,
+        constraint: Constraint | None = None,
     ) -> SamplingOptions:
         """Sampling options; a chat request also stops where its template's turn ends."""
         stops = [*request.stop_list(), *(self.template.stop_strings if chat else ())]
@@ -118,6 +120,12 @@ class PromptBuilder:
             *special_token_ids(self.tokenizer, request.stop_list()),
             *(self._stop_ids if chat else ()),
         ]
+        vocab = len(self.tokenizer)
+        biases = request.logit_biases()
+        if any(not 0 <= token < vocab for token, _ in biases):
+            raise InvalidRequest(
+                f"logit_bias token ids must be in [0, {vocab})", param="logit_bias"
+            )
         return SamplingOptions(
             max_tokens=max_tokens,
             temperature=request.temperature,
@@ -131,9 +139,11 @@ class PromptBuilder:
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
             repetition_penalty=request.repetition_penalty,
+            logit_bias=biases,
             ignore_eos=request.ignore_eos,
             min_tokens=request.min_tokens,
             logprobs=logprobs,
+            constraint=constraint,
         )
 
 

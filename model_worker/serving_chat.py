@@ -15,7 +15,9 @@ from model_worker.framing import SlotStreamingResponse, to_chat_logprobs
 from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder, chat_logprobs
-from model_worker.tool_calls import NamedOutput, ToolCalling, ToolOutput
+from model_worker.structured import compile_json_schema, from_response_format
+from model_worker.tool_calls import NamedOutput, ToolCalling, ToolOutput, forced_schema
+from protocol.errors import InvalidRequest
 from protocol.openai import (
     AssistantMessage,
     ChatChoice,
@@ -54,7 +56,19 @@ class ChatServing:
     def prepare(self, req: ChatCompletionRequest, lora: str | None) -> GenerationRequest:
         ids = self.prompts.chat_ids(req)
         max_tokens = self.prompts.max_tokens(len(ids), req.requested_max_tokens(), "messages")
-        opts = self.prompts.options(req, max_tokens, chat_logprobs(req), chat=True)
+        constraint = from_response_format(req.response_format)
+        forced = forced_schema(req)
+        if forced is not None:  # tool_choice required / a named function: guaranteed calls
+            if constraint is not None:
+                raise InvalidRequest(
+                    "response_format cannot be combined with tool_choice 'required' or a "
+                    "named function, which decide the reply's format themselves",
+                    param="response_format",
+                )
+            constraint = compile_json_schema(forced, param="tools")
+        opts = self.prompts.options(
+            req, max_tokens, chat_logprobs(req), chat=True, constraint=constraint
+        )
         return GenerationRequest(f"chatcmpl-{uuid.uuid4().hex}", ids, opts, lora)
 
     async def __call__(

@@ -29,10 +29,6 @@ class EmbeddingServing:
                 param="model",
                 code="embeddings_not_supported",
             )
-        if req.dimensions is not None:
-            raise InvalidRequest(
-                "this model does not support choosing embedding dimensions", param="dimensions"
-            )
         prompts: list[list[int]] = []
         vocab = len(self.prompts.tokenizer)
         for item in req.inputs():

@@ -90,7 +90,10 @@ def forced_schema(request: ChatCompletionRequest) -> dict[str, Any] | None:
 
 
 def _parameters(schema: dict[str, Any] | None) -> dict[str, Any]:
-    return schema if schema else {"type": "object", "properties": {}}
+    """A function's parameters; one that declares none takes none (`{}`)."""
+    if not schema or schema == {"type": "object"}:
+        return {"type": "object", "properties": {}, "additionalProperties": False}
+    return schema
 
 
 class ToolOutput(Protocol):

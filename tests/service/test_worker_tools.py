@@ -9,11 +9,13 @@ refusals and that tool history renders.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import pytest_asyncio
 from harness import serve, sse_events, worker_app
@@ -292,3 +294,131 @@ async def test_hf_backend_with_tools_auto_replies(tiny_model_path: Path) -> None
         events = sse_events((await chat(client, **body, stream=True)).text)
         streamed = "".join(e["choices"][0]["delta"].get("content") or "" for e in events[:-1])
         assert streamed == whole["message"]["content"]
+
+
+# ------------------------------------------------------------------ guaranteed calls (hf)
+
+FORECAST = {
+    "type": "function",
+    "function": {
+        "name": "forecast",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "unit": {"enum": ["c", "f"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+                "hourly": {"type": "boolean"},
+            },
+            "required": ["unit", "days", "hourly"],
+        },
+    },
+}
+PARAMETERS = {**FORECAST["function"]["parameters"], "additionalProperties": False}
+NAMED = {"type": "function", "function": {"name": "forecast"}}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def tiny_chatml(
+    tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The tiny model with a 2048-token context: the tools preamble alone takes ~500 of its
+    byte-level tokens (RoPE positions need no weights, so only the config changes)."""
+    path = tmp_path_factory.mktemp("models") / "tiny-2k"
+    shutil.copytree(tiny_model_path, path)
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 2048}))
+    async with serve(worker_app(path, conv_template="chatml", capacity=2)) as client:
+        yield client
+
+
+def _calls_of(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    assert choice["message"]["content"] is None
+    return [c["function"] for c in choice["message"]["tool_calls"]]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_named_function_is_always_called_with_valid_arguments(
+    tiny_chatml: httpx.AsyncClient, seed: int
+) -> None:
+    """Random weights would write anything: constrained decoding makes it the call."""
+    r = await chat(
+        tiny_chatml,
+        messages=ASK,
+        tools=[TIME, FORECAST],
+        tool_choice=NAMED,
+        max_tokens=60,
+        seed=seed,
+        n=2,
+    )
+    assert r.status_code == 200, r.text
+    for choice in r.json()["choices"]:
+        assert choice["finish_reason"] == "stop"  # as OpenAI ends a named call
+        (call,) = _calls_of(choice)
+        assert call["name"] == "forecast"
+        jsonschema.validate(json.loads(call["arguments"]), PARAMETERS)
+
+
+async def test_a_named_function_streams_as_one_call(tiny_chatml: httpx.AsyncClient) -> None:
+    r = await chat(
+        tiny_chatml,
+        messages=ASK,
+        tools=[FORECAST],
+        tool_choice=NAMED,
+        max_tokens=60,
+        seed=4,
+        stream=True,
+    )
+    deltas = [e["choices"][0] for e in sse_events(r.text)[:-1]]
+    pieces = [p for d in deltas for p in d["delta"].get("tool_calls") or ()]
+    assert {p["index"] for p in pieces} == {0}
+    assert pieces[0]["id"] and pieces[0]["function"]["name"] == "forecast"
+    arguments = "".join(p["function"].get("arguments", "") for p in pieces)
+    jsonschema.validate(json.loads(arguments), PARAMETERS)
+    assert deltas[-1]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_required_always_calls_one_of_the_tools(
+    tiny_chatml: httpx.AsyncClient, stream: bool
+) -> None:
+    by_name = {"forecast": PARAMETERS, "get_time": {"type": "object", "properties": {}}}
+    for seed in (5, 6):
+        r = await chat(
+            tiny_chatml,
+            messages=ASK,
+            tools=[TIME, FORECAST],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            max_tokens=80,
+            seed=seed,
+            stream=stream,
+        )
+        assert r.status_code == 200, r.text
+        if stream:
+            deltas = [e["choices"][0] for e in sse_events(r.text)[:-1]]
+            pieces = [p for d in deltas for p in d["delta"].get("tool_calls") or ()]
+            calls = [
+                {
+                    "name": pieces[0]["function"]["name"],
+                    "arguments": "".join(p["function"].get("arguments", "") for p in pieces),
+                }
+            ]
+            finish = deltas[-1]["finish_reason"]
+        else:
+            choice = r.json()["choices"][0]
+            calls, finish = _calls_of(choice), choice["finish_reason"]
+        assert finish == "tool_calls"
+        assert len(calls) == 1
+        jsonschema.validate(json.loads(calls[0]["arguments"]), by_name[calls[0]["name"]])
+
+
+async def test_forced_calls_and_response_format_do_not_mix(tiny_chatml: httpx.AsyncClient) -> None:
+    r = await chat(
+        tiny_chatml,
+        messages=ASK,
+        tools=[FORECAST],
+        tool_choice="required",
+        response_format={"type": "json_object"},
+        max_tokens=4,
+    )
+    assert (r.status_code, r.json()["error"]["param"]) == (400, "response_format")

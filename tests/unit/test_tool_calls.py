@@ -72,7 +72,7 @@ def test_named_function_schema_is_its_parameters() -> None:
     )
     no_params = {"type": "function", "function": {"name": "get_time"}}
     schema = forced_schema(request(tools=[WEATHER, TIME], tool_choice=no_params))
-    assert schema == {"type": "object", "properties": {}}
+    assert schema == {"type": "object", "properties": {}, "additionalProperties": False}
     assert forced_schema(request(tools=[WEATHER])) is None
     assert forced_schema(request(tools=[WEATHER], tool_choice="none")) is None
 
