@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 
 SYSTEM_PLACEHOLDER = "{system}"
@@ -50,8 +50,12 @@ class Message:
     content: str
 
 
-def check_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Message, ...]:
-    """Validate OpenAI-style messages; raise `TemplateError` saying what is wrong and where."""
+def check_messages(
+    messages: Sequence[Mapping[str, Any]], *, tool_role: bool = False
+) -> tuple[Message, ...]:
+    """Validate OpenAI-style messages; raise `TemplateError` saying what is wrong and where.
+
+    `tool_role` also admits "tool" messages (tool results, see `tools.py`)."""
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
         raise TemplateError(
             "messages must be a list of {'role': ..., 'content': ...} objects, "
@@ -67,7 +71,7 @@ def check_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Message, ...]
                 f"got {type(message).__name__}"
             )
         role = message.get("role")
-        if role not in ROLES:
+        if role not in ROLES and not (tool_role and role == "tool"):
             raise TemplateError(
                 f"messages[{i}].role must be 'system', 'user' or 'assistant', got {role!r}"
             )
@@ -119,6 +123,11 @@ class ConversationTemplate:
     strip_content: bool = False
     stop_strings: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    # Tool calling (see tools.py): the family's tool format ("" = it has none) and the turn
+    # that carries tool results back to the model.
+    tool_format: str = ""
+    tool_prefix: str = ""
+    tool_suffix: str = ""
 
     def __post_init__(self) -> None:
         where = f"template {self.name!r}"
@@ -134,6 +143,8 @@ class ConversationTemplate:
             raise ValueError(f"{where}: stop_strings must be non-empty strings")
         if not all(type(i) is int and i >= 0 for i in self.stop_token_ids):
             raise ValueError(f"{where}: stop_token_ids must be non-negative ints")
+        if bool(self.tool_format) != bool(self.tool_prefix):
+            raise ValueError(f"{where}: a tool_format needs a tool_prefix and the other way")
 
     @property
     def generation_prefix(self) -> str:
@@ -155,7 +166,13 @@ class ConversationTemplate:
     def render(
         self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True
     ) -> str:
-        turns = check_messages(messages)
+        return self.render_turns(check_messages(messages), add_generation_prompt)
+
+    def render_turns(self, turns: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """Render checked messages; "tool" turns (tool results) need the row's tool turn."""
+        if any(turn.role == "tool" for turn in turns) and not self.tool_format:
+            raise TemplateError(f"template {self.name!r} cannot express tool results")
+        turns = tuple(turns)
         system = self.system_message
         if turns[0].role == "system":
             system, turns = turns[0].content, turns[1:]
@@ -177,12 +194,14 @@ class ConversationTemplate:
             content = self._prefix(text) if continuing else self._clean(text)
             if turn.role == "user":
                 parts += (self.user_prefix, content, self.user_suffix)
+            elif turn.role == "tool":
+                parts += (self.tool_prefix, content, self.tool_suffix)
             elif continuing:
                 # A prefix to continue; an empty one leaves nothing to continue: prompt instead.
                 parts += (self.assistant_prefix, content) if content else (self.generation_prefix,)
             else:
                 parts += (self.assistant_prefix, content, self.assistant_suffix)
-        if add_generation_prompt and (not turns or turns[-1].role == "user"):
+        if add_generation_prompt and (not turns or turns[-1].role in ("user", "tool")):
             parts.append(self.generation_prefix)
         return "".join(parts)
 

@@ -134,11 +134,14 @@ class ChatTemplate:
     def __repr__(self) -> str:
         return f"ChatTemplate(<{len(self.source)} characters>)"
 
-    def _render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+    def _render(
+        self, messages: list[dict[str, Any]], add_generation_prompt: bool, **extra: Any
+    ) -> str:
         try:
             return self._template.render(
                 messages=messages,
                 add_generation_prompt=add_generation_prompt,
+                **extra,
                 **self.special_tokens,
             )
         except SecurityError as exc:
@@ -161,6 +164,16 @@ class ChatTemplate:
                 raise TemplateError("nothing to render: the only message is an empty assistant's")
             return self._render(plain[:-1], True)
         return _cut_after(self._render(plain, False), final)
+
+    def render_with(
+        self, messages: list[dict[str, Any]], add_generation_prompt: bool, **variables: Any
+    ) -> str:
+        """Render messages as given (tool calls and all) with extra variables such as `tools`;
+        the caller checked them."""
+        for key in variables:
+            if key in _RESERVED_VARIABLES or key in self.special_tokens:
+                raise TemplateError(f"template variable {key!r} is taken")
+        return self._render(messages, add_generation_prompt, **variables)
 
     def describe(self) -> dict[str, Any]:
         return {

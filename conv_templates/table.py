@@ -116,6 +116,10 @@ CHATML = ConversationTemplate(
     assistant_prefix="<|im_start|>assistant\n",
     assistant_suffix="<|im_end|>\n",
     stop_strings=("<|im_end|>",),
+    # Qwen2.5's tool format (Hermes-2-Pro style): results come back in a user turn
+    tool_format="hermes",
+    tool_prefix="<|im_start|>user\n",
+    tool_suffix="<|im_end|>\n",
 )
 
 TEMPLATES: tuple[ConversationTemplate, ...] = (
@@ -424,6 +428,10 @@ TEMPLATES: tuple[ConversationTemplate, ...] = (
         strip_content=True,
         stop_strings=("<|eot_id|>",),
         stop_token_ids=(128001, 128009),
+        # Llama 3.1's JSON tool calling: results come back in an ipython turn
+        tool_format="llama3_json",
+        tool_prefix="<|start_header_id|>ipython<|end_header_id|>\n\n",
+        tool_suffix="<|eot_id|>",
     ),
     CHATML,
     dataclasses.replace(

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from conv_templates import Template, TemplateError
+from conv_templates.tools import ToolTemplate
 from model_worker.backends.base import SamplingOptions
 from model_worker.structured import Constraint
 from protocol.errors import ContextLengthExceeded, InvalidRequest
@@ -32,7 +33,8 @@ _MARK = re.compile("\ue000(\\d+)\ue001")
 
 
 class PromptBuilder:
-    """Renders and tokenizes prompts for one model with its one resolved template.
+    """Renders and tokenizes prompts for one model with its one resolved template (and the way
+    it renders tools, None when it cannot).
 
     Rendering and tokenizing a large request takes a while, so it never runs on the event loop
     (which must keep heartbeating): `run` hands it to a thread of this builder's own. One
@@ -45,9 +47,16 @@ class PromptBuilder:
     every special token's spelling split in two.
     """
 
-    def __init__(self, tokenizer: Any, template: Template, max_model_len: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        template: Template,
+        max_model_len: int,
+        tools: ToolTemplate | None = None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.template = template
+        self.tools = tools
         self.max_model_len = max_model_len
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="prompts")
         self._specials = special_texts(tokenizer)
@@ -78,23 +87,42 @@ class PromptBuilder:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def chat_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
-        plain = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in messages
-        ]
+    def chat_ids(self, request: ChatCompletionRequest) -> list[int]:
+        """The prompt; with the tool template when tools are offered or the history has tool
+        calls or results (400 `unsupported` when the model's template cannot express them)."""
+        messages = request.messages
+        tools = request.active_tools()
+        history = any(m.role == "tool" or m.tool_calls for m in messages)
+        if tools or history:
+            return self._tool_chat_ids(messages, tools)
+        plain = _plain(messages)
         found = self._special_re
         if found is not None and any(found.search(m["content"]) for m in plain):
             return self._chat_ids_escaped(plain)
         return self.encode(self._render(plain))
 
-    def _render(self, messages: list[dict[str, str]]) -> str:
+    def _tool_chat_ids(self, messages: Sequence[ChatMessage], tools: Sequence[Any]) -> list[int]:
+        if self.tools is None:
+            raise InvalidRequest(
+                f"template {self.template.name!r} cannot express tools, tool calls or "
+                "tool results; serve the model with a template that can "
+                "(`corral templates list`) or its own chat_template",
+                param="tools" if tools else "messages",
+                code="unsupported",
+            )
+        offered = [tool.model_dump(exclude_none=True) for tool in tools]
+        try:
+            return self.encode(self.tools.render(_with_calls(messages), offered))
+        except TemplateError as exc:
+            raise InvalidRequest(str(exc), param="messages") from exc
+
+    def _render(self, messages: list[dict[str, Any]]) -> str:
         try:
             return self.template.render(messages, add_generation_prompt=True)
         except TemplateError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
 
-    def _chat_ids_escaped(self, plain: list[dict[str, str]]) -> list[int]:
+    def _chat_ids_escaped(self, plain: list[dict[str, Any]]) -> list[int]:
         marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(plain)]
         pieces = _MARK.split(self._render(marked))
         if sorted(int(i) for i in pieces[1::2]) != list(range(len(plain))):
@@ -224,6 +252,25 @@ class PromptBuilder:
             logprobs=logprobs,
             constraint=constraint,
         )
+
+
+def _role(message: ChatMessage) -> str:
+    return "system" if message.role == "developer" else message.role
+
+
+def _plain(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    return [{"role": _role(m), "content": m.text()} for m in messages]
+
+
+def _with_calls(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """Messages with their tool calls and the ids of the calls that tool messages answer."""
+    out = _plain(messages)
+    for message, plain in zip(messages, out, strict=True):
+        if message.tool_calls:
+            plain["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+        if message.tool_call_id:
+            plain["tool_call_id"] = message.tool_call_id
+    return out
 
 
 def _dropped(tokenizer: Any, token_id: int, text: str) -> bool:

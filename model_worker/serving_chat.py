@@ -10,12 +10,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from model_worker.backends.base import Backend, GenerationRequest, TokenLogprob
+from model_worker.backends.base import Backend, Delta, GenerationRequest, TokenLogprob
 from model_worker.framing import SlotStreamingResponse, to_chat_logprobs
 from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder, chat_logprobs
-from model_worker.structured import from_response_format
+from model_worker.structured import compile_json_schema, from_response_format
+from model_worker.tool_calls import NamedOutput, ToolCalling, ToolOutput, forced_schema
+from protocol.errors import InvalidRequest
 from protocol.limits import InputLimits, check_chat
 from protocol.openai import (
     AssistantMessage,
@@ -23,6 +25,8 @@ from protocol.openai import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatLogprobs,
+    FinishReason,
+    ToolCall,
     Usage,
 )
 from protocol.stream import ChatChunkChoice, ChatCompletionChunk, DeltaMessage, encode, usage
@@ -38,6 +42,7 @@ class ChatServing:
         meter: WorkerMetrics,
         limits: InputLimits,
         write_idle_timeout: float = 30.0,
+        tools: ToolCalling | None = None,
     ) -> None:
         self.backend = backend
         self.prompts = prompts
@@ -45,11 +50,27 @@ class ChatServing:
         self.meter = meter
         self.limits = limits
         self.write_idle_timeout = write_idle_timeout
+        self.tools = tools
+
+    def _outputs(self, req: ChatCompletionRequest, n: int) -> list[ToolOutput | None]:
+        """How each choice's text becomes tool calls (None: it is plain content)."""
+        if self.tools is None:
+            return [None] * n
+        return [self.tools.output(req) for _ in range(n)]
 
     def prepare(self, req: ChatCompletionRequest, lora: str | None) -> GenerationRequest:
-        ids = self.prompts.chat_ids(req.messages)
+        ids = self.prompts.chat_ids(req)
         max_tokens = self.prompts.max_tokens(len(ids), req.requested_max_tokens(), "messages")
         constraint = from_response_format(req.response_format)
+        forced = forced_schema(req)
+        if forced is not None:  # tool_choice required / a named function: guaranteed calls
+            if constraint is not None:
+                raise InvalidRequest(
+                    "response_format cannot be combined with tool_choice 'required' or a "
+                    "named function, which decide the reply's format themselves",
+                    param="response_format",
+                )
+            constraint = compile_json_schema(forced, param="tools")
         opts = self.prompts.options(
             req, max_tokens, chat_logprobs(req), chat=True, constraint=constraint
         )
@@ -59,6 +80,8 @@ class ChatServing:
         self, req: ChatCompletionRequest, request: Request, lora: str | None
     ) -> Response:
         check_chat(req, self.limits)
+        if self.tools is not None:
+            await self.tools.load(req)
         slot = await self.limiter.acquire()
         try:  # templating and tokenizing: after admission, off the event loop
             gen = await self.prompts.run(self.prepare, req, lora)
@@ -90,6 +113,7 @@ class ChatServing:
             )
 
         want_logprobs = gen.options.logprobs is not None
+        outputs = self._outputs(req, gen.options.n)
         for index in range(gen.options.n):
             opening = DeltaMessage(role="assistant", content="")
             yield chunk([ChatChunkChoice(index=index, delta=opening)])
@@ -99,13 +123,19 @@ class ChatServing:
             async for deltas in stream:
                 for d in deltas:
                     completion_tokens += len(d.token_ids)
+                    logprobs = self._logprobs(d.logprobs) if want_logprobs else None
+                    out = outputs[d.index]
+                    if out is not None:
+                        for choice in _tool_chunks(out, d, logprobs):
+                            yield chunk([choice])
+                        continue
                     if not d.text and d.finish_reason is None and not want_logprobs:
                         continue
                     content = d.text if d.text or d.finish_reason is None else None
                     choice = ChatChunkChoice(
                         index=d.index,
                         delta=DeltaMessage(content=content),
-                        logprobs=self._logprobs(d.logprobs) if want_logprobs else None,
+                        logprobs=logprobs,
                         finish_reason=d.finish_reason,
                     )
                     yield chunk([choice])
@@ -138,18 +168,52 @@ class ChatServing:
         finally:
             await stream.aclose()
         want_logprobs = gen.options.logprobs is not None
-        choices = [
-            ChatChoice(
-                index=i,
-                message=AssistantMessage(content="".join(texts[i])),
-                logprobs=self._logprobs(logprobs[i]) if want_logprobs else None,
-                finish_reason=finish[i],
+        choices = []
+        for i, out in enumerate(self._outputs(req, n)):
+            content: str | None = "".join(texts[i])
+            calls: list[ToolCall] = []
+            if out is not None and content is not None:
+                content, calls = out.result(content)
+            choices.append(
+                ChatChoice(
+                    index=i,
+                    message=AssistantMessage(content=content, tool_calls=calls or None),
+                    logprobs=self._logprobs(logprobs[i]) if want_logprobs else None,
+                    finish_reason=_finish(out, finish[i]),
+                )
             )
-            for i in range(n)
-        ]
         return ChatCompletionResponse(
             id=gen.request_id,
             model=req.model,
             choices=choices,
             usage=usage(len(gen.prompt_token_ids), completion_tokens),
         )
+
+
+def _finish(out: ToolOutput | None, reason: FinishReason | None) -> FinishReason | None:
+    """`tool_calls` when a reply that ended by itself called tools; a named function's call
+    ends with `stop`, as OpenAI's does."""
+    if out is not None and out.called and reason == "stop" and not isinstance(out, NamedOutput):
+        return "tool_calls"
+    return reason
+
+
+def _tool_chunks(out: ToolOutput, d: Delta, logprobs: ChatLogprobs | None) -> list[ChatChunkChoice]:
+    """The chunks of one delta of a choice that may call tools: content and tool-call pieces
+    as the parser releases them, then at the end what it held back and the finish reason."""
+    chunks = []
+    piece = out.feed(d.text, d.token_ids)
+    if piece is not None or logprobs is not None:
+        chunks.append(
+            ChatChunkChoice(index=d.index, delta=piece or DeltaMessage(), logprobs=logprobs)
+        )
+    if d.finish_reason is not None:
+        rest = out.close()
+        chunks.append(
+            ChatChunkChoice(
+                index=d.index,
+                delta=rest or DeltaMessage(),
+                finish_reason=_finish(out, d.finish_reason),
+            )
+        )
+    return chunks

@@ -44,6 +44,12 @@ class WorkerSettings(ServiceSettings):
     conv_template: str | None = Field(
         default=None, description="template name (see `corral templates list`)"
     )
+    tool_call_parser: str | None = Field(
+        default=None,
+        description="vLLM tool parser that reads tool calls out of replies (hermes, "
+        "llama3_json, mistral, ...); unset: the template's (hermes for ChatML, llama3_json for "
+        "Llama 3, or what the model's chat_template writes)",
+    )
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=21002, ge=0, le=65535, description="port to listen on")
     worker_address: str | None = Field(

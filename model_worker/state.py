@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from conv_templates import Resolution, Template, resolve_template
+from conv_templates.tools import tool_template
 from model_worker.backends import start_backend
 from model_worker.backends.base import Backend
 from model_worker.limiter import AdmissionQueue
@@ -27,6 +28,7 @@ from model_worker.serving_chat import ChatServing
 from model_worker.serving_completion import CompletionServing
 from model_worker.serving_embedding import EmbeddingServing
 from model_worker.settings import WorkerSettings
+from model_worker.tool_calls import ToolCalling, parser_class
 from protocol.control import Endpoint, Heartbeat, WorkerRegistration
 from servekit.metrics import Metrics
 
@@ -104,9 +106,17 @@ def build_state(
     resolution = _template(settings, backend, source, model_name)
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
     meter = WorkerMetrics(metrics, limiter, backend.running)
-    prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len)
     limits = settings.input_limits()
     idle = settings.write_idle_timeout
+    if settings.tool_call_parser:
+        parser_class(settings.tool_call_parser)  # a name vLLM does not know fails the start
+    tools = tool_template(
+        resolution.template, [source.origin, model_name], settings.tool_call_parser
+    )
+    prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len, tools)
+    calling = ToolCalling(tools.parser, backend.tokenizer) if tools is not None else None
+    if tools is not None:
+        logger.info("tools rendered by %s, read by vLLM's %r parser", tools.name, tools.parser)
     state = WorkerState(
         settings=settings,
         worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
@@ -115,7 +125,7 @@ def build_state(
         template=resolution.template,
         template_reason=resolution.reason,
         limiter=limiter,
-        chat=ChatServing(backend, prompts, limiter, meter, limits, idle),
+        chat=ChatServing(backend, prompts, limiter, meter, limits, idle, calling),
         completion=CompletionServing(backend, prompts, limiter, meter, limits, idle),
         embedding=EmbeddingServing(backend, prompts, limiter, limits),
         link=None,

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from protocol import refused
 from protocol.errors import InvalidRequest
 
+# The most tools a request may offer (OpenAI's limit).
+MAX_TOOLS = 128
 # The most stop strings / stop ids a request may carry; OpenAI allows 4 strings, engines more.
 MAX_STOP = 16
 # The longest stop string: a stop matcher's cost per token grows with it.
@@ -123,10 +125,60 @@ class TextContentPart(OpenAIModel):
     text: str
 
 
+# ---------------------------------------------------------------- tools
+
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+class FunctionDefinition(OpenAIModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatTool(OpenAIModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(OpenAIModel):
+    name: str = Field(pattern=FUNCTION_NAME)
+
+
+class NamedToolChoice(OpenAIModel):
+    type: Literal["function"]
+    function: FunctionName
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
+class FunctionCall(OpenAIModel):
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(OpenAIModel):
+    id: str = Field(default_factory=lambda: random_id("call"))
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(OpenAIModel):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # assistant: the calls it made
+    tool_call_id: str | None = None  # tool: the call this message answers
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant message carries tool_calls")
+        return self
 
     def text(self) -> str:
         if self.content is None:
@@ -235,6 +287,50 @@ class ChatCompletionRequest(SamplingFields):
         refused.refuse_unsupported(self.__dict__, refused.CHAT)
         return self
 
+    tools: list[ChatTool] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
+    # Deprecated by OpenAI in favour of tools/tool_choice; refused with a pointer to those.
+    functions: Any = None
+    function_call: Any = None
+
+    @model_validator(mode="after")
+    def _tools_fit_together(self) -> ChatCompletionRequest:
+        # Raised as InvalidRequest (not ValueError) so that the 400 names its param.
+        for legacy, current in (("functions", "tools"), ("function_call", "tool_choice")):
+            if getattr(self, legacy) is not None:
+                raise InvalidRequest(
+                    f"'{legacy}' is deprecated and not supported; use '{current}'",
+                    param=legacy,
+                    code="unsupported",
+                )
+        if self.tools is not None and not self.tools:
+            raise InvalidRequest("tools must not be an empty list", param="tools")
+        names = [tool.function.name for tool in self.tools or ()]
+        if len(set(names)) != len(names):
+            raise InvalidRequest("tools must have distinct function names", param="tools")
+        choice = self.tool_choice
+        if choice in ("required",) or isinstance(choice, NamedToolChoice):
+            if not names:
+                raise InvalidRequest("tool_choice needs tools to choose from", param="tool_choice")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise InvalidRequest(
+                f"tool_choice names function {choice.function.name!r}, which is not in tools",
+                param="tool_choice",
+            )
+        return self
+
+    def active_tools(self) -> list[ChatTool]:
+        """The tools the model is offered: none when there are none or tool_choice is 'none'."""
+        return [] if self.tool_choice == "none" else list(self.tools or ())
+
+    def forced_tool(self) -> ChatTool | None:
+        """The one function tool_choice names, if it names one."""
+        if not isinstance(self.tool_choice, NamedToolChoice):
+            return None
+        name = self.tool_choice.function.name
+        return next(t for t in self.tools or () if t.function.name == name)
+
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
         if self.top_logprobs and not self.logprobs:
@@ -333,12 +429,17 @@ class ChatLogprobs(OpenAIModel):
     content: list[TokenLogprobEntry] | None = None
 
 
+def _none(value: object) -> bool:
+    return value is None
+
+
 class AssistantMessage(OpenAIModel):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=_none)
 
 
-FinishReason = Literal["stop", "length", "abort"]
+FinishReason = Literal["stop", "length", "tool_calls", "abort"]
 
 
 class ChatChoice(OpenAIModel):

@@ -43,11 +43,28 @@ def _none(value: object) -> bool:
     return value is None
 
 
+class DeltaFunctionCall(OpenAIModel):
+    """A piece of a function call: the name once, then pieces of the arguments' JSON text."""
+
+    name: str | None = Field(default=None, exclude_if=_none)
+    arguments: str | None = Field(default=None, exclude_if=_none)
+
+
+class DeltaToolCall(OpenAIModel):
+    """A piece of tool call number `index`; its first piece carries `id`, `type` and the name."""
+
+    index: int
+    id: str | None = Field(default=None, exclude_if=_none)
+    type: Literal["function"] | None = Field(default=None, exclude_if=_none)
+    function: DeltaFunctionCall | None = Field(default=None, exclude_if=_none)
+
+
 class DeltaMessage(OpenAIModel):
     """What a chat chunk adds to its choice; unset parts are left out of the JSON."""
 
     role: Literal["assistant"] | None = Field(default=None, exclude_if=_none)
     content: str | None = Field(default=None, exclude_if=_none)
+    tool_calls: list[DeltaToolCall] | None = Field(default=None, exclude_if=_none)
 
 
 class ChatChunkChoice(OpenAIModel):

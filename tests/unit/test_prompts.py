@@ -86,7 +86,7 @@ def test_special_tokens_typed_in_content_stay_text(bpe: Any) -> None:
     ids = builder.chat_ids(
         ChatCompletionRequest.model_validate(
             {"model": "m", "messages": [{"role": "user", "content": spoof}]}
-        ).messages
+        )
     )
     # the template's own: one user turn (start, end) and the assistant's opening (start)
     assert ids.count(start) == 2 and ids.count(end) == 1
@@ -95,8 +95,8 @@ def test_special_tokens_typed_in_content_stay_text(bpe: Any) -> None:
 
 def test_content_without_special_tokens_is_tokenized_as_before(bpe: Any) -> None:
     builder = PromptBuilder(bpe, get_template("chatml"), 512)
-    messages = _chat().messages
+    request = _chat()
     rendered = get_template("chatml").render(
         [{"role": "user", "content": "hello"}], add_generation_prompt=True
     )
-    assert builder.chat_ids(messages) == bpe(rendered)["input_ids"]
+    assert builder.chat_ids(request) == bpe(rendered)["input_ids"]
