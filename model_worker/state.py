@@ -12,12 +12,16 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import Response
 
 from conv_templates import Resolution, Template, resolve_template
-from model_worker.backends import start_backend
+from model_worker.backends import UPSTREAM, start_backend
 from model_worker.backends.base import Backend
+from model_worker.backends.openai import OpenAIBackend
 from model_worker.limiter import AdmissionQueue
 from model_worker.model_files import ModelSource, resolve_model
 from model_worker.observe import WorkerMetrics
@@ -26,6 +30,7 @@ from model_worker.registration import ControllerLink
 from model_worker.serving_chat import ChatServing
 from model_worker.serving_completion import CompletionServing
 from model_worker.serving_embedding import EmbeddingServing
+from model_worker.serving_upstream import UpstreamServing
 from model_worker.settings import WorkerSettings
 from protocol.control import Endpoint, Heartbeat, WorkerRegistration
 from servekit.metrics import Metrics
@@ -33,6 +38,17 @@ from servekit.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 CONTROL_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+UPSTREAM_TEMPLATE_REASON = "none: the upstream server applies its own template"
+
+
+class GenerateServing(Protocol):
+    """`/v1/chat/completions` or `/v1/completions`: generated here, or relayed upstream."""
+
+    async def __call__(self, req: Any, request: Request, lora: str | None) -> Response: ...
+
+
+class EmbedServing(Protocol):
+    async def __call__(self, req: Any, request: Request) -> Response: ...
 
 
 @dataclass
@@ -41,12 +57,12 @@ class WorkerState:
     worker_id: str
     model_name: str
     backend: Backend
-    template: Template
+    template: Template | None  # None: an upstream server applies its own
     template_reason: str
     limiter: AdmissionQueue
-    chat: ChatServing
-    completion: CompletionServing
-    embedding: EmbeddingServing
+    chat: GenerateServing
+    completion: GenerateServing
+    embedding: EmbedServing
     link: ControllerLink | None
 
     def served_models(self) -> list[str]:
@@ -73,7 +89,7 @@ async def open_state(
     source: ModelSource | None = None,
 ) -> WorkerState:
     """The worker's state; what it starts is stopped with `stack` (not a `backend` given)."""
-    if source is None:
+    if source is None and settings.backend != UPSTREAM:
         source = await asyncio.to_thread(resolve_model, settings.model_path)
     if backend is None:
         backend = await start_backend(settings, source)
@@ -96,8 +112,52 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 def build_state(
     settings: WorkerSettings,
     backend: Backend,
-    source: ModelSource,
+    source: ModelSource | None,
     client: httpx.AsyncClient,
+    metrics: Metrics,
+) -> WorkerState:
+    if isinstance(backend, OpenAIBackend):
+        state = _upstream_state(settings, backend, metrics)
+    else:
+        assert source is not None, "a local backend serves a local model"
+        state = _local_state(settings, backend, source, metrics)
+    if settings.controller_urls:
+        state.link = ControllerLink(
+            client,
+            settings.controller_urls,
+            _registration(state),
+            state.heartbeat,
+            settings.heartbeat_interval,
+            settings.control_secret,
+        )
+    return state
+
+
+def _upstream_state(
+    settings: WorkerSettings, backend: OpenAIBackend, metrics: Metrics
+) -> WorkerState:
+    model_name = settings.model_name or backend.upstream_model
+    limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
+    meter = WorkerMetrics(metrics, limiter, backend.running)
+    return WorkerState(
+        settings=settings,
+        worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
+        model_name=model_name,
+        backend=backend,
+        template=None,
+        template_reason=UPSTREAM_TEMPLATE_REASON,
+        limiter=limiter,
+        chat=UpstreamServing(backend, "/chat/completions", limiter, meter),
+        completion=UpstreamServing(backend, "/completions", limiter, meter),
+        embedding=UpstreamServing(backend, "/embeddings", limiter, meter),
+        link=None,
+    )
+
+
+def _local_state(
+    settings: WorkerSettings,
+    backend: Backend,
+    source: ModelSource,
     metrics: Metrics,
 ) -> WorkerState:
     model_name = settings.model_name or source.name
@@ -105,7 +165,7 @@ def build_state(
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
     meter = WorkerMetrics(metrics, limiter, backend.running)
     prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len)
-    state = WorkerState(
+    return WorkerState(
         settings=settings,
         worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
         model_name=model_name,
@@ -118,16 +178,6 @@ def build_state(
         embedding=EmbeddingServing(backend, prompts, limiter),
         link=None,
     )
-    if settings.controller_urls:
-        state.link = ControllerLink(
-            client,
-            settings.controller_urls,
-            _registration(state),
-            state.heartbeat,
-            settings.heartbeat_interval,
-            settings.control_secret,
-        )
-    return state
 
 
 def _template(
@@ -162,6 +212,6 @@ def _registration(state: WorkerState) -> WorkerRegistration:
         capacity=state.limiter.capacity,
         capabilities=capabilities,
         backend=backend.name,
-        template=state.template.name,
-        context_length=backend.max_model_len,
+        template=state.template.name if state.template else None,
+        context_length=backend.max_model_len or None,
     )

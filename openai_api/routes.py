@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from openai_api import responses
 from openai_api.auth import Principal
+from openai_api.responses_stream import ResponsesStreamResponse, ResponsesTranslator
 from openai_api.state import GatewayState
 from protocol.control import Endpoint
-from protocol.errors import InvalidRequest
+from protocol.errors import InvalidRequest, UpstreamError
 from protocol.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -21,6 +24,7 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
+from protocol.responses import ResponsesRequest
 from servekit.app import service_state
 from servekit.http import json_body_doc, parse_body
 
@@ -57,15 +61,17 @@ async def _forward(
     )
 
 
+def _check_messages(request: Request, count: int, param: str) -> None:
+    limit = _state(request).settings.max_messages
+    if count > limit:
+        raise InvalidRequest(f"{count} messages is over the limit of {limit}", param=param)
+
+
 async def chat_completions(request: Request) -> Response:
     principal = await _authenticate(request)
     settings = _state(request).settings
     body, raw = await parse_body(request, ChatCompletionRequest, settings.max_body_bytes)
-    if len(body.messages) > settings.max_messages:
-        raise InvalidRequest(
-            f"{len(body.messages)} messages is over the limit of {settings.max_messages}",
-            param="messages",
-        )
+    _check_messages(request, len(body.messages), "messages")
     return await _forward(
         request,
         principal,
@@ -92,6 +98,27 @@ async def completions(request: Request) -> Response:
         body.stream,
         body.include_usage(),
     )
+
+
+async def create_response(request: Request) -> Response:
+    """`/v1/responses`, served as a chat completion (see `openai_api.responses`)."""
+    principal = await _authenticate(request)
+    limit = _state(request).settings.max_body_bytes
+    body, _ = await parse_body(request, ResponsesRequest, limit)
+    raw = responses.chat_request_bytes(body)
+    _check_messages(request, len(json.loads(raw)["messages"]), "input")
+    reply = await _forward(
+        request, principal, "chat", body.model, "/v1/chat/completions", raw, body.stream, True
+    )
+    if reply.status_code != 200:
+        return reply  # the error envelope, as the chat endpoint would answer it
+    if body.stream:
+        return ResponsesStreamResponse(reply, ResponsesTranslator(body))
+    try:
+        chat = json.loads(bytes(reply.body))
+    except ValueError:
+        raise UpstreamError("the worker sent a reply that is not JSON") from None
+    return JSONResponse(responses.from_chat(body, chat).model_dump(mode="json"))
 
 
 async def embeddings(request: Request) -> Response:
@@ -122,7 +149,12 @@ async def ready(request: Request) -> dict[str, Any]:
     return {"status": "ready", "models": len(live)}
 
 
-BODY_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
+BODY_MODELS: list[type[BaseModel]] = [
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ResponsesRequest,
+]
 
 ROUTES: list[BaseRoute] = [
     APIRoute(
@@ -136,6 +168,12 @@ ROUTES: list[BaseRoute] = [
         completions,
         methods=["POST"],
         openapi_extra=json_body_doc(CompletionRequest),
+    ),
+    APIRoute(
+        "/v1/responses",
+        create_response,
+        methods=["POST"],
+        openapi_extra=json_body_doc(ResponsesRequest),
     ),
     APIRoute(
         "/v1/embeddings",
