@@ -84,7 +84,11 @@ def start_front(
 
 def check_contract(gateway: str) -> None:
     """The OpenAI contract through the front gateway: shape, stream, usage, errors."""
-    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
+    with openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0) as client:
+        _check_contract(gateway, client)
+
+
+def _check_contract(gateway: str, client: openai.OpenAI) -> None:
     assert "ext" in [m.id for m in client.models.list().data]
     r = client.chat.completions.create(model="ext", messages=MSGS, max_tokens=5, temperature=0)  # type: ignore[arg-type]
     assert r.model == "ext"
