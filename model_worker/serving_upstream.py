@@ -61,11 +61,13 @@ class UpstreamServing:
         path: str,
         limiter: AdmissionQueue,
         meter: WorkerMetrics,
+        write_idle_timeout: float,
     ) -> None:
         self.backend = backend
         self.path = path
         self.limiter = limiter
         self.meter = meter
+        self.write_idle_timeout = write_idle_timeout
 
     async def __call__(self, req: _Body, request: Request, lora: str | None = None) -> Response:
         data = json.loads(await request.body())  # the routes validated it already
@@ -79,7 +81,8 @@ class UpstreamServing:
             if stream:
                 upstream = await until_disconnect(request, self._open(data))
                 events = self._events(upstream, req.model, wants_usage)
-                return SlotStreamingResponse(events, slot)  # which releases the slot
+                # which releases the slot, and drops a client that stops reading
+                return SlotStreamingResponse(events, slot, self.write_idle_timeout)
             body = await until_disconnect(request, self._post(data))
         except BaseException:
             slot.release()

@@ -96,10 +96,11 @@ async def open_state(
         stack.push_async_callback(backend.close)
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=CONTROL_TIMEOUT))
     state = build_state(settings, backend, source, client, metrics)
+    if isinstance(state.chat, ChatServing):  # an upstream worker renders no prompts
+        stack.callback(state.chat.prompts.close)
     if state.link is not None:
-        stack.push_async_callback(state.link.leave)
-        beat = asyncio.create_task(state.link.run())
-        stack.push_async_callback(_cancel, beat)
+        stack.push_async_callback(state.link.close)
+        stack.push_async_callback(_cancel, state.link.start())
     return state
 
 
@@ -137,6 +138,7 @@ def _upstream_state(
     settings: WorkerSettings, backend: OpenAIBackend, metrics: Metrics
 ) -> WorkerState:
     model_name = settings.model_name or backend.upstream_model
+    idle = settings.write_idle_timeout
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
     meter = WorkerMetrics(metrics, limiter, backend.running)
     return WorkerState(
@@ -147,9 +149,9 @@ def _upstream_state(
         template=None,
         template_reason=UPSTREAM_TEMPLATE_REASON,
         limiter=limiter,
-        chat=UpstreamServing(backend, "/chat/completions", limiter, meter),
-        completion=UpstreamServing(backend, "/completions", limiter, meter),
-        embedding=UpstreamServing(backend, "/embeddings", limiter, meter),
+        chat=UpstreamServing(backend, "/chat/completions", limiter, meter, idle),
+        completion=UpstreamServing(backend, "/completions", limiter, meter, idle),
+        embedding=UpstreamServing(backend, "/embeddings", limiter, meter, idle),
         link=None,
     )
 
@@ -165,6 +167,8 @@ def _local_state(
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
     meter = WorkerMetrics(metrics, limiter, backend.running)
     prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len)
+    limits = settings.input_limits()
+    idle = settings.write_idle_timeout
     return WorkerState(
         settings=settings,
         worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
@@ -173,9 +177,9 @@ def _local_state(
         template=resolution.template,
         template_reason=resolution.reason,
         limiter=limiter,
-        chat=ChatServing(backend, prompts, limiter, meter),
-        completion=CompletionServing(backend, prompts, limiter, meter),
-        embedding=EmbeddingServing(backend, prompts, limiter),
+        chat=ChatServing(backend, prompts, limiter, meter, limits, idle),
+        completion=CompletionServing(backend, prompts, limiter, meter, limits, idle),
+        embedding=EmbeddingServing(backend, prompts, limiter, limits),
         link=None,
     )
 

@@ -127,14 +127,14 @@ def _tools(req: ResponsesRequest) -> dict[str, Any]:
     return out
 
 
-def chat_request_bytes(req: ResponsesRequest) -> bytes:
-    """`to_chat(req)` checked by the chat schema and encoded for the relay."""
+def chat_request(req: ResponsesRequest) -> tuple[ChatCompletionRequest, bytes]:
+    """`to_chat(req)` checked by the chat schema (as the worker will), and encoded."""
     body = to_chat(req)
     try:
-        ChatCompletionRequest.model_validate(body, strict=False)  # what the worker will check
+        chat = ChatCompletionRequest.model_validate(body, strict=False)
     except ValidationError as exc:
         raise invalid_request(exc.errors()) from None
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return chat, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def usage_of(usage: Any) -> ResponseUsage | None:

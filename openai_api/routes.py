@@ -17,6 +17,7 @@ from openai_api.responses_stream import ResponsesStreamResponse, ResponsesTransl
 from openai_api.state import GatewayState
 from protocol.control import Endpoint
 from protocol.errors import InvalidRequest, UpstreamError
+from protocol.limits import check_chat, check_completion, check_embedding, estimate_tokens
 from protocol.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -26,57 +27,92 @@ from protocol.openai import (
 )
 from protocol.responses import ResponsesRequest
 from servekit.app import service_state
-from servekit.http import json_body_doc, parse_body
+from servekit.http import ClientDisconnected, json_body_doc, parse_body
 
 
 def _state(request: Request) -> GatewayState:
     return service_state(request, GatewayState)
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 async def _authenticate(request: Request) -> Principal:
     gatekeeper = _state(request).gatekeeper
-    return await gatekeeper.authenticate(request.headers.get("authorization"))
+    return await gatekeeper.authenticate(request.headers.get("authorization"), _client(request))
 
 
 async def _forward(
     request: Request,
     principal: Principal,
+    body: ChatCompletionRequest | CompletionRequest | EmbeddingRequest,
     endpoint: Endpoint,
-    model: str,
     path: str,
     raw: bytes,
     stream: bool,
     wants_usage: bool = False,
 ) -> Response:
-    request.state.model = model
+    """Admit (allowlist, limits, the token reservation, a stream's share), then relay."""
+    model = body.model
     state = _state(request)
     gatekeeper = state.gatekeeper
-    await gatekeeper.admit(principal, model)
+    prompt_estimate, completion_estimate = estimate_tokens(body) if principal.tpm else (0, 0)
+    reserved = prompt_estimate + completion_estimate
+    await gatekeeper.admit(principal, model, reserved)
+    settled = False
 
-    def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
-        gatekeeper.charge(principal, prompt_tokens + completion_tokens)
+    def on_usage(prompt_tokens: int | None, completion_tokens: int) -> None:
+        """Settle the reservation once: what was used (a prompt of unknown size as estimated),
+        the rest refunded. Never settled (a client gone before its reply): all of it stays."""
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        prompt = prompt_tokens if prompt_tokens is not None else prompt_estimate
+        gatekeeper.charge(principal, prompt + completion_tokens - reserved)
 
-    return await state.relay.forward(
-        request, endpoint, model, path, raw, stream, on_usage, client_wants_usage=wants_usage
-    )
-
-
-def _check_messages(request: Request, count: int, param: str) -> None:
-    limit = _state(request).settings.max_messages
-    if count > limit:
-        raise InvalidRequest(f"{count} messages is over the limit of {limit}", param=param)
+    try:
+        end_stream = state.streams.open(principal, _client(request)) if stream else None
+    except BaseException:
+        on_usage(0, 0)
+        raise
+    try:
+        response = await state.relay.forward(
+            request,
+            endpoint,
+            model,
+            path,
+            raw,
+            stream,
+            on_usage,
+            client_wants_usage=wants_usage,
+            on_end=end_stream,
+        )
+    except ClientDisconnected:
+        raise  # the client left: its reservation stays charged
+    except BaseException:
+        on_usage(0, 0)  # refused or failed before an answer: nothing was used
+        raise
+    request.state.model = model  # a model that exists: a bounded metric label
+    return response
 
 
 async def chat_completions(request: Request) -> Response:
     principal = await _authenticate(request)
     settings = _state(request).settings
     body, raw = await parse_body(request, ChatCompletionRequest, settings.max_body_bytes)
-    _check_messages(request, len(body.messages), "messages")
+    if len(body.messages) > settings.max_messages:
+        raise InvalidRequest(
+            f"{len(body.messages)} messages is over the limit of {settings.max_messages}",
+            param="messages",
+        )
+    check_chat(body, settings.input_limits())
     return await _forward(
         request,
         principal,
+        body,
         "chat",
-        body.model,
         "/v1/chat/completions",
         raw,
         body.stream,
@@ -86,13 +122,14 @@ async def chat_completions(request: Request) -> Response:
 
 async def completions(request: Request) -> Response:
     principal = await _authenticate(request)
-    limit = _state(request).settings.max_body_bytes
-    body, raw = await parse_body(request, CompletionRequest, limit)
+    settings = _state(request).settings
+    body, raw = await parse_body(request, CompletionRequest, settings.max_body_bytes)
+    check_completion(body, settings.input_limits())
     return await _forward(
         request,
         principal,
+        body,
         "completions",
-        body.model,
         "/v1/completions",
         raw,
         body.stream,
@@ -103,31 +140,35 @@ async def completions(request: Request) -> Response:
 async def create_response(request: Request) -> Response:
     """`/v1/responses`, served as a chat completion (see `openai_api.responses`)."""
     principal = await _authenticate(request)
-    limit = _state(request).settings.max_body_bytes
-    body, _ = await parse_body(request, ResponsesRequest, limit)
-    raw = responses.chat_request_bytes(body)
-    _check_messages(request, len(json.loads(raw)["messages"]), "input")
+    settings = _state(request).settings
+    body, _ = await parse_body(request, ResponsesRequest, settings.max_body_bytes)
+    chat, raw = responses.chat_request(body)
+    if len(chat.messages) > settings.max_messages:
+        raise InvalidRequest(
+            f"{len(chat.messages)} messages is over the limit of {settings.max_messages}",
+            param="input",
+        )
+    check_chat(chat, settings.input_limits())
     reply = await _forward(
-        request, principal, "chat", body.model, "/v1/chat/completions", raw, body.stream, True
+        request, principal, chat, "chat", "/v1/chat/completions", raw, body.stream, True
     )
     if reply.status_code != 200:
         return reply  # the error envelope, as the chat endpoint would answer it
     if body.stream:
         return ResponsesStreamResponse(reply, ResponsesTranslator(body))
     try:
-        chat = json.loads(bytes(reply.body))
+        completion = json.loads(bytes(reply.body))
     except ValueError:
         raise UpstreamError("the worker sent a reply that is not JSON") from None
-    return JSONResponse(responses.from_chat(body, chat).model_dump(mode="json"))
+    return JSONResponse(responses.from_chat(body, completion).model_dump(mode="json"))
 
 
 async def embeddings(request: Request) -> Response:
     principal = await _authenticate(request)
-    limit = _state(request).settings.max_body_bytes
-    body, raw = await parse_body(request, EmbeddingRequest, limit)
-    return await _forward(
-        request, principal, "embeddings", body.model, "/v1/embeddings", raw, False
-    )
+    settings = _state(request).settings
+    body, raw = await parse_body(request, EmbeddingRequest, settings.max_body_bytes)
+    check_embedding(body, settings.input_limits())
+    return await _forward(request, principal, body, "embeddings", "/v1/embeddings", raw, False)
 
 
 async def models(request: Request) -> ModelList:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from protocol import refused
 from protocol.openai import now, random_id
 
 
@@ -107,6 +108,8 @@ ToolChoice = Literal["none", "auto", "required"] | ToolChoiceFunction
 
 
 class ResponsesRequest(ResponsesModel):
+    """A field not declared here is refused with 400 `unknown_parameter`, as for chat."""
+
     model: str = Field(min_length=1)
     input: str | list[InputItem] = Field(min_length=1)
     instructions: str | None = None
@@ -123,6 +126,12 @@ class ResponsesRequest(ResponsesModel):
     parallel_tool_calls: bool | None = None
     text: TextConfig | None = None
     truncation: Literal["disabled"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_fields(cls, data: Any) -> Any:
+        refused.refuse_unknown(data, set(cls.model_fields))
+        return data
 
 
 # ---------------------------------------------------------------- what comes back

@@ -33,13 +33,13 @@ async def gateway(tiny_model_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             registration = {"worker_id": "w1", "url": worker, "models": ["tiny"], "capacity": 4}
             assert (await c.post("/internal/register", json=registration)).status_code == 200
         gw = gateway_app(GatewaySettings(controller_urls=[ctl_url]))
-        yield await stack.enter_async_context(serve(gw, base_url="http://gateway"))
+        yield await stack.enter_async_context(serve(gw, base_url="http://localhost"))
 
 
 @pytest.fixture
 def sdk(gateway: httpx.AsyncClient) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
-        base_url="http://gateway/v1", api_key="unused", http_client=gateway, max_retries=0
+        base_url="http://localhost/v1", api_key="unused", http_client=gateway, max_retries=0
     )
 
 
@@ -161,7 +161,12 @@ async def test_sdk_stream_helper_accumulates_our_events(sdk: openai.AsyncOpenAI)
     [
         ({"previous_response_id": "resp_1"}, 400, "previous_response_id", "unsupported"),
         ({"store": True}, 400, "store", "unsupported"),
-        ({"frobnicate": 1}, 400, "frobnicate", None),  # unknown fields are refused, by name
+        (
+            {"frobnicate": 1},
+            400,
+            "frobnicate",
+            "unknown_parameter",
+        ),  # unknown fields are refused, by name
         ({"temperature": 3}, 400, "temperature", None),
         ({"max_output_tokens": 0}, 400, "max_output_tokens", None),
         ({"input": []}, 400, "input", None),
