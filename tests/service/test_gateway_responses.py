@@ -4,6 +4,7 @@ real openai SDK against a gateway in-process, a real controller and the tiny mod
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,85 @@ from openai_api.settings import GatewaySettings
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
+class ScriptedChat:
+    """A worker for model "scripted" that always calls `get_weather` (OpenAI's shapes, streamed
+    and whole) and keeps the chat bodies it got."""
+
+    def __init__(self) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response, StreamingResponse
+        from starlette.routing import Route
+
+        self.bodies: list[dict[str, Any]] = []
+        call = {"id": "call_7", "type": "function", "function": {"name": "get_weather"}}
+        usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+
+        async def chat(request: Request) -> Response:
+            body = await request.json()
+            self.bodies.append(body)
+            args = '{"city": "Paris"}'
+            if not body.get("stream"):
+                whole = {**call, "function": {"name": "get_weather", "arguments": args}}
+                message = {"role": "assistant", "content": None, "tool_calls": [whole]}
+                return JSONResponse(
+                    {
+                        "id": "chatcmpl-s",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "scripted",
+                        "choices": [
+                            {"index": 0, "message": message, "finish_reason": "tool_calls"}
+                        ],
+                        "usage": usage,
+                    }
+                )
+            head = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 0}
+
+            def event(choices: list[Any], **extra: Any) -> bytes:
+                data = {**head, "model": "scripted", "choices": choices, **extra}
+                return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+            async def events() -> AsyncIterator[bytes]:
+                yield event([{"index": 0, "delta": {"role": "assistant"}}])
+                first = {"index": 0, **call, "function": {"name": "get_weather", "arguments": ""}}
+                yield event([{"index": 0, "delta": {"tool_calls": [first]}}])
+                for piece in (args[:6], args[6:]):
+                    more = {"index": 0, "function": {"arguments": piece}}
+                    yield event([{"index": 0, "delta": {"tool_calls": [more]}}])
+                yield event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+                yield event([], usage=usage)
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        self.app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+@pytest.fixture(scope="module")
+def scripted() -> ScriptedChat:
+    return ScriptedChat()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(tiny_model_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(
+    tiny_model_path: Path, scripted: ScriptedChat
+) -> AsyncIterator[httpx.AsyncClient]:
     async with contextlib.AsyncExitStack() as stack:
         worker = await stack.enter_async_context(loopback(worker_app(tiny_model_path)))
+        fake = await stack.enter_async_context(loopback(scripted.app))
         ctl = controller_app(ControllerSettings(allowed_worker_hosts=["*"]))
         ctl_url = await stack.enter_async_context(loopback(ctl))
         async with httpx.AsyncClient(base_url=ctl_url) as c:
-            registration = {"worker_id": "w1", "url": worker, "models": ["tiny"], "capacity": 4}
-            assert (await c.post("/internal/register", json=registration)).status_code == 200
+            for worker_id, url, model in (("w1", worker, "tiny"), ("w2", fake, "scripted")):
+                registration = {
+                    "worker_id": worker_id,
+                    "url": url,
+                    "models": [model],
+                    "capacity": 4,
+                }
+                r = await c.post("/internal/register", json=registration)
+                assert r.status_code == 200
         gw = gateway_app(GatewaySettings(controller_urls=[ctl_url]))
         yield await stack.enter_async_context(serve(gw, base_url="http://localhost"))
 
@@ -196,3 +267,72 @@ async def test_tools_are_refused_until_tool_calling_is_served(gateway: httpx.Asy
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "tools"
     assert r.json()["error"]["code"] == "unsupported"
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+@pytest.mark.skipif(not tools_supported(), reason="tool calling is not served yet")
+async def test_function_tools_round_trip(sdk: openai.AsyncOpenAI, scripted: ScriptedChat) -> None:
+    resp = await sdk.responses.create(
+        model="scripted", input="Weather in Paris?", tools=[WEATHER], tool_choice="required"
+    )
+    (call,) = resp.output
+    assert call.type == "function_call"
+    assert (call.call_id, call.name, json.loads(call.arguments)) == (
+        "call_7",
+        "get_weather",
+        {"city": "Paris"},
+    )
+    sent = scripted.bodies[-1]
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {k: v for k, v in WEATHER.items() if k != "type"},
+        }
+    ]
+    assert sent["tool_choice"] == "required"
+    # the call and its result go back as input items: assistant tool_calls + a tool message
+    await sdk.responses.create(
+        model="scripted",
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+        ],
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    sent = scripted.bodies[-1]
+    assert sent["messages"][1]["tool_calls"][0]["id"] == "call_7"
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_7", "content": "sunny"}
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+
+@pytest.mark.skipif(not tools_supported(), reason="tool calling is not served yet")
+async def test_streamed_function_call_events(
+    sdk: openai.AsyncOpenAI, scripted: ScriptedChat
+) -> None:
+    stream = await sdk.responses.create(
+        model="scripted", input="Weather?", tools=[WEATHER], stream=True
+    )
+    events = [event async for event in stream]
+    kinds = [e.type for e in events]
+    assert "response.function_call_arguments.delta" in kinds
+    assert kinds[-1] == "response.completed"
+    (item,) = events[-1].response.output  # type: ignore[union-attr]
+    assert item.type == "function_call" and json.loads(item.arguments) == {"city": "Paris"}
