@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from model_worker.backends import BACKEND_CHOICES
+from model_worker.backends import LOCAL_BACKEND_CHOICES
 from servekit.settings import LogLevel
 
 PR_SET_PDEATHSIG = 1
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="built-in name (smollm2), .gguf file or HF model dir; repeatable (default: smollm2)",
     )
-    a("--backend", default="auto", choices=BACKEND_CHOICES, help="every worker's backend")
+    a("--backend", default="auto", choices=LOCAL_BACKEND_CHOICES, help="every worker's backend")
     a("--host", default="127.0.0.1", help="address the gateway and the web UI listen on")
     a("--api-port", type=int, default=8000)
     a("--controller-port", type=int, default=21001)

@@ -131,15 +131,16 @@ async def status(request: Request) -> dict[str, Any]:
         "in_flight": state.limiter.in_flight,
         "engine_running": state.backend.running(),
         "max_queued": state.limiter.max_queued,
-        "context_length": state.backend.max_model_len,
-        "template": state.template.name,
+        "context_length": state.backend.max_model_len or None,
+        "template": state.template.name if state.template else None,
         "registered": bool(state.link and state.link.registered),
     }
 
 
 async def template(request: Request) -> dict[str, Any]:
     state = _internal(request)
-    return {"reason": state.template_reason, **state.template.describe()}
+    described = state.template.describe() if state.template else {"name": None}
+    return {"reason": state.template_reason, **described}
 
 
 BODY_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]

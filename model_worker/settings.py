@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from model_worker.backends import BACKEND_CHOICES
@@ -27,7 +27,9 @@ ENV_PREFIX = "CORRAL_WORKER_"
 
 
 class WorkerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
+    # an error never quotes what it was given: a key pasted where a variable's name belongs
+    # (--api-key-env sk-...) must not be printed back
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, hide_input_in_errors=True)
 
     model_path: str = Field(
         default="smollm2",
@@ -39,7 +41,7 @@ class WorkerSettings(ServiceSettings):
     backend: Annotated[str, OneOf(BACKEND_CHOICES)] = Field(
         default="auto",
         description="auto: llamacpp for a GGUF when llama-cpp-python is installed, else vllm "
-        "when it starts, else hf",
+        "when it starts, else hf; openai: an external OpenAI-compatible server (--base-url)",
     )
     conv_template: str | None = Field(
         default=None, description="template name (see `corral templates list`)"
@@ -147,6 +149,42 @@ class WorkerSettings(ServiceSettings):
         description="vllm: skip torch.compile; unset: skip on a CPU (compiling there takes "
         "minutes at start for about a quarter more tokens/s), compile on a GPU",
     )
+
+    # the openai backend: an external OpenAI-compatible server served as this worker's model
+    base_url: str | None = Field(
+        default=None,
+        description="openai: the upstream server's base URL, e.g. http://127.0.0.1:8000/v1",
+        json_schema_extra={"metavar": "URL"},
+    )
+    upstream_model: str | None = Field(
+        default=None,
+        description="openai: the model name the upstream knows; unset: --model-name",
+        json_schema_extra={"metavar": "NAME"},
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai: the environment variable holding the upstream's API key (the "
+        "key itself is never a flag, never logged)",
+        json_schema_extra={"metavar": "VAR"},
+    )
+    upstream_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="openai: seconds to wait for the upstream's answer, and between its "
+        "streamed events, before answering 504",
+    )
+
+    @model_validator(mode="after")
+    def _openai_needs_an_upstream(self) -> WorkerSettings:
+        if self.backend == "openai":
+            if not self.base_url:
+                raise ValueError("--backend openai needs --base-url (the upstream server)")
+            if not (self.upstream_model or self.model_name):
+                raise ValueError(
+                    "--backend openai needs --upstream-model or --model-name (what to ask for)"
+                )
+        return self
 
     def address(self) -> str:
         return self.worker_address or f"http://{self.host}:{self.port}"

@@ -12,13 +12,17 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import Response
 
 from conv_templates import Resolution, Template, resolve_template
 from conv_templates.tools import tool_template
-from model_worker.backends import start_backend
+from model_worker.backends import UPSTREAM, start_backend
 from model_worker.backends.base import Backend
+from model_worker.backends.openai import OpenAIBackend
 from model_worker.limiter import AdmissionQueue
 from model_worker.model_files import ModelSource, resolve_model
 from model_worker.observe import WorkerMetrics
@@ -27,6 +31,7 @@ from model_worker.registration import ControllerLink
 from model_worker.serving_chat import ChatServing
 from model_worker.serving_completion import CompletionServing
 from model_worker.serving_embedding import EmbeddingServing
+from model_worker.serving_upstream import UpstreamServing
 from model_worker.settings import WorkerSettings
 from model_worker.tool_calls import ToolCalling, parser_class
 from protocol.control import Endpoint, Heartbeat, WorkerRegistration
@@ -35,6 +40,17 @@ from servekit.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 CONTROL_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+UPSTREAM_TEMPLATE_REASON = "none: the upstream server applies its own template"
+
+
+class GenerateServing(Protocol):
+    """`/v1/chat/completions` or `/v1/completions`: generated here, or relayed upstream."""
+
+    async def __call__(self, req: Any, request: Request, lora: str | None) -> Response: ...
+
+
+class EmbedServing(Protocol):
+    async def __call__(self, req: Any, request: Request) -> Response: ...
 
 
 @dataclass
@@ -43,12 +59,12 @@ class WorkerState:
     worker_id: str
     model_name: str
     backend: Backend
-    template: Template
+    template: Template | None  # None: an upstream server applies its own
     template_reason: str
     limiter: AdmissionQueue
-    chat: ChatServing
-    completion: CompletionServing
-    embedding: EmbeddingServing
+    chat: GenerateServing
+    completion: GenerateServing
+    embedding: EmbedServing
     link: ControllerLink | None
 
     def served_models(self) -> list[str]:
@@ -75,14 +91,15 @@ async def open_state(
     source: ModelSource | None = None,
 ) -> WorkerState:
     """The worker's state; what it starts is stopped with `stack` (not a `backend` given)."""
-    if source is None:
+    if source is None and settings.backend != UPSTREAM:
         source = await asyncio.to_thread(resolve_model, settings.model_path)
     if backend is None:
         backend = await start_backend(settings, source)
         stack.push_async_callback(backend.close)
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=CONTROL_TIMEOUT))
     state = build_state(settings, backend, source, client, metrics)
-    stack.callback(state.chat.prompts.close)
+    if isinstance(state.chat, ChatServing):  # an upstream worker renders no prompts
+        stack.callback(state.chat.prompts.close)
     if state.link is not None:
         stack.push_async_callback(state.link.close)
         stack.push_async_callback(_cancel, state.link.start())
@@ -98,8 +115,53 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 def build_state(
     settings: WorkerSettings,
     backend: Backend,
-    source: ModelSource,
+    source: ModelSource | None,
     client: httpx.AsyncClient,
+    metrics: Metrics,
+) -> WorkerState:
+    if isinstance(backend, OpenAIBackend):
+        state = _upstream_state(settings, backend, metrics)
+    else:
+        assert source is not None, "a local backend serves a local model"
+        state = _local_state(settings, backend, source, metrics)
+    if settings.controller_urls:
+        state.link = ControllerLink(
+            client,
+            settings.controller_urls,
+            _registration(state),
+            state.heartbeat,
+            settings.heartbeat_interval,
+            settings.control_secret,
+        )
+    return state
+
+
+def _upstream_state(
+    settings: WorkerSettings, backend: OpenAIBackend, metrics: Metrics
+) -> WorkerState:
+    model_name = settings.model_name or backend.upstream_model
+    idle = settings.write_idle_timeout
+    limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
+    meter = WorkerMetrics(metrics, limiter, backend.running)
+    return WorkerState(
+        settings=settings,
+        worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
+        model_name=model_name,
+        backend=backend,
+        template=None,
+        template_reason=UPSTREAM_TEMPLATE_REASON,
+        limiter=limiter,
+        chat=UpstreamServing(backend, "/chat/completions", limiter, meter, idle),
+        completion=UpstreamServing(backend, "/completions", limiter, meter, idle),
+        embedding=UpstreamServing(backend, "/embeddings", limiter, meter, idle),
+        link=None,
+    )
+
+
+def _local_state(
+    settings: WorkerSettings,
+    backend: Backend,
+    source: ModelSource,
     metrics: Metrics,
 ) -> WorkerState:
     model_name = settings.model_name or source.name
@@ -117,7 +179,7 @@ def build_state(
     calling = ToolCalling(tools.parser, backend.tokenizer) if tools is not None else None
     if tools is not None:
         logger.info("tools rendered by %s, read by vLLM's %r parser", tools.name, tools.parser)
-    state = WorkerState(
+    return WorkerState(
         settings=settings,
         worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
         model_name=model_name,
@@ -130,16 +192,6 @@ def build_state(
         embedding=EmbeddingServing(backend, prompts, limiter, limits),
         link=None,
     )
-    if settings.controller_urls:
-        state.link = ControllerLink(
-            client,
-            settings.controller_urls,
-            _registration(state),
-            state.heartbeat,
-            settings.heartbeat_interval,
-            settings.control_secret,
-        )
-    return state
 
 
 def _template(
@@ -174,6 +226,6 @@ def _registration(state: WorkerState) -> WorkerRegistration:
         capacity=state.limiter.capacity,
         capabilities=capabilities,
         backend=backend.name,
-        template=state.template.name,
-        context_length=backend.max_model_len,
+        template=state.template.name if state.template else None,
+        context_length=backend.max_model_len or None,
     )

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from openai_api import responses
 from openai_api.auth import Principal
+from openai_api.responses_stream import ResponsesStreamResponse, ResponsesTranslator
 from openai_api.state import GatewayState
 from protocol.control import Endpoint
-from protocol.errors import InvalidRequest
+from protocol.errors import InvalidRequest, UpstreamError
 from protocol.limits import check_chat, check_completion, check_embedding, estimate_tokens
 from protocol.openai import (
     ChatCompletionRequest,
@@ -22,6 +25,7 @@ from protocol.openai import (
     ModelCard,
     ModelList,
 )
+from protocol.responses import ResponsesRequest
 from servekit.app import service_state
 from servekit.http import ClientDisconnected, json_body_doc, parse_body
 
@@ -133,6 +137,32 @@ async def completions(request: Request) -> Response:
     )
 
 
+async def create_response(request: Request) -> Response:
+    """`/v1/responses`, served as a chat completion (see `openai_api.responses`)."""
+    principal = await _authenticate(request)
+    settings = _state(request).settings
+    body, _ = await parse_body(request, ResponsesRequest, settings.max_body_bytes)
+    chat, raw = responses.chat_request(body)
+    if len(chat.messages) > settings.max_messages:
+        raise InvalidRequest(
+            f"{len(chat.messages)} messages is over the limit of {settings.max_messages}",
+            param="input",
+        )
+    check_chat(chat, settings.input_limits())
+    reply = await _forward(
+        request, principal, chat, "chat", "/v1/chat/completions", raw, body.stream, True
+    )
+    if reply.status_code != 200:
+        return reply  # the error envelope, as the chat endpoint would answer it
+    if body.stream:
+        return ResponsesStreamResponse(reply, ResponsesTranslator(body))
+    try:
+        completion = json.loads(bytes(reply.body))
+    except ValueError:
+        raise UpstreamError("the worker sent a reply that is not JSON") from None
+    return JSONResponse(responses.from_chat(body, completion).model_dump(mode="json"))
+
+
 async def embeddings(request: Request) -> Response:
     principal = await _authenticate(request)
     settings = _state(request).settings
@@ -160,7 +190,12 @@ async def ready(request: Request) -> dict[str, Any]:
     return {"status": "ready", "models": len(live)}
 
 
-BODY_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, CompletionRequest, EmbeddingRequest]
+BODY_MODELS: list[type[BaseModel]] = [
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ResponsesRequest,
+]
 
 ROUTES: list[BaseRoute] = [
     APIRoute(
@@ -174,6 +209,12 @@ ROUTES: list[BaseRoute] = [
         completions,
         methods=["POST"],
         openapi_extra=json_body_doc(CompletionRequest),
+    ),
+    APIRoute(
+        "/v1/responses",
+        create_response,
+        methods=["POST"],
+        openapi_extra=json_body_doc(ResponsesRequest),
     ),
     APIRoute(
         "/v1/embeddings",

@@ -4,6 +4,8 @@
 `corral up --backend` take their choices from it (plus `auto`). Each entry builds its backend
 from the few settings that backend needs.
 
+`openai` serves no local model: it forwards to an external OpenAI-compatible server.
+
 `auto`: a GGUF is served as it is by llamacpp when llama-cpp-python is installed (the
 `[llamacpp]` extra); anything else (and a GGUF without it, converted once) goes to vllm when it
 imports and starts, else to hf. Every choice is logged with its reason.
@@ -80,21 +82,48 @@ def _llamacpp(source: ModelSource, settings: WorkerSettings) -> Backend:
     )
 
 
+def _openai(source: ModelSource | None, settings: WorkerSettings) -> Backend:
+    from model_worker.backends.openai import DEFAULT_CAPACITY, OpenAIBackend, api_key_from_env
+
+    upstream = settings.upstream_model or settings.model_name
+    if not settings.base_url or not upstream:
+        raise ValueError("the openai backend needs --base-url and --upstream-model")
+    return OpenAIBackend(
+        settings.base_url,
+        upstream,
+        api_key=api_key_from_env(settings.api_key_env),
+        capacity=settings.capacity or DEFAULT_CAPACITY,
+        timeout=settings.upstream_timeout,
+        max_model_len=settings.max_model_len,
+    )
+
+
+# A builder takes the model found at --model-path; `openai` needs none (None) and ignores it.
 BACKENDS: dict[str, Callable[[ModelSource, WorkerSettings], Backend]] = {
     "hf": _hf,
     "vllm": _vllm,
     "llamacpp": _llamacpp,
+    "openai": _openai,
 }
+UPSTREAM = "openai"  # the backend that forwards whole requests instead of generating
 AUTO = "auto"
 BACKEND_CHOICES = (AUTO, *BACKENDS)
+# what `corral up` may start for a local model (an upstream needs a worker of its own)
+LOCAL_BACKEND_CHOICES = tuple(b for b in BACKEND_CHOICES if b != UPSTREAM)
 
 
 def llamacpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-async def start_backend(settings: WorkerSettings, source: ModelSource) -> Backend:
+async def start_backend(settings: WorkerSettings, source: ModelSource | None) -> Backend:
     """Build and start the configured backend; `auto` says which it chose and why."""
+    if settings.backend == UPSTREAM:
+        backend = _openai(source, settings)
+        await backend.start()
+        return backend
+    if source is None:
+        raise ValueError(f"the {settings.backend} backend needs a model (--model-path)")
     if settings.backend != AUTO:
         build = BACKENDS[settings.backend]
         backend = await asyncio.to_thread(build, source, settings)  # may convert a GGUF

@@ -161,6 +161,44 @@ def test_errors_reach_the_sdk_as_typed_exceptions(client: openai.OpenAI) -> None
     assert bad.value.body["param"] == "temperature"  # type: ignore[index]
 
 
+def test_responses_api_text_in_text_out(client: openai.OpenAI) -> None:
+    resp = client.responses.create(
+        model="smollm2",
+        input="What is the capital of France? Answer in one word.",
+        max_output_tokens=24,
+        temperature=0,
+        store=False,
+    )
+    assert resp.status in ("completed", "incomplete")
+    assert resp.output_text.strip()
+    assert resp.usage is not None and 0 < resp.usage.output_tokens <= 24
+    chat = client.chat.completions.create(
+        model="smollm2", messages=QUESTION, max_tokens=24, temperature=0
+    )
+    assert resp.output_text == chat.choices[0].message.content
+
+
+def test_responses_api_stream(client: openai.OpenAI) -> None:
+    events = list(
+        client.responses.create(
+            model="smollm2",
+            input=[{"role": "user", "content": "Name a colour."}],
+            instructions="Answer in one word.",
+            max_output_tokens=16,
+            temperature=0,
+            stream=True,
+        )
+    )
+    assert events[0].type == "response.created"
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text.strip()
+    assert events[-1].response.output_text == text  # type: ignore[union-attr]
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model="smollm2", input="hi", previous_response_id="resp_x")
+    assert bad.value.body["code"] == "unsupported"  # type: ignore[index]
+
+
 def test_sigint_stops_every_child(platform: dict) -> None:
     """Last test of the module: Ctrl-C leaves no process behind."""
     up: Service = platform["service"]

@@ -1,4 +1,9 @@
-"""The worker's own OpenAI server on the tiny model (model_worker/app.py, serving_*.py)."""
+"""The worker's own OpenAI server on the tiny model (model_worker/app.py, serving_*.py).
+
+These are the OpenAI contract tests of a worker: each runs on a local worker (hf backend) and
+on an external one (`--backend openai`) in front of a second tiny-model worker on loopback, which
+must be indistinguishable to a client.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from harness import serve, sse_events, worker_app
+from harness import loopback, serve, sse_events, worker_app
 
 from protocol.openai import ChatCompletionResponse, CompletionResponse
 from protocol.stream import ChatCompletionChunk
@@ -20,10 +25,26 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 MSGS = [{"role": "user", "content": "Hello there"}]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def worker(tiny_model_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(worker_app(tiny_model_path, capacity=2, max_queued=1)) as client:
-        yield client
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["local", "external"])
+async def worker(
+    tiny_model_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[httpx.AsyncClient]:
+    local = worker_app(tiny_model_path, capacity=2, max_queued=1)
+    if request.param == "local":
+        async with serve(local) as client:
+            yield client
+        return
+    async with loopback(worker_app(tiny_model_path, model_name="inner")) as upstream:
+        external = worker_app(
+            tiny_model_path,
+            backend="openai",
+            base_url=f"{upstream}/v1",
+            upstream_model="inner",
+            capacity=2,
+            max_queued=1,
+        )
+        async with serve(external) as client:
+            yield client
 
 
 async def chat(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
@@ -246,8 +267,9 @@ async def test_models_health_and_status(worker: httpx.AsyncClient) -> None:
     assert [m["id"] for m in (await worker.get("/v1/models")).json()["data"]] == ["tiny"]
     assert (await worker.get("/health")).json() == {"status": "ok"}
     status = (await worker.get("/internal/status")).json()
-    assert status["capacity"] == 2 and status["backend"] == "hf"
-    assert status["template"]
+    assert status["capacity"] == 2 and status["backend"] in ("hf", "openai")
+    # an external worker leaves the template to its upstream
+    assert bool(status["template"]) == (status["backend"] == "hf")
 
 
 @pytest.mark.parametrize(
