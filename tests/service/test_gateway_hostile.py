@@ -321,3 +321,60 @@ async def test_a_redis_bucket_in_debt_outlives_the_idle_ttl(redis_url: str) -> N
         await limiter.close()
     assert 11 * 60 < debt_ttl <= 11 * 60 + 61, debt_ttl
     assert full_ttl <= 120
+
+
+async def test_a_worker_that_never_completes_the_connect_is_skipped_not_a_504() -> None:
+    """L2: a connect timeout means nothing was sent, so the gateway tries another worker.
+    The black hole is a listening socket whose accept queue is full: SYNs to it are dropped."""
+    import socket
+
+    from starlette.responses import JSONResponse
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    fillers = []
+    for _ in range(8):  # fill the accept queue; later connects hang
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(hole.getsockname())
+        fillers.append(s)
+    await asyncio.sleep(0.2)
+
+    async def ok(request: Request) -> Response:
+        await request.body()
+        return JSONResponse({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+
+    good = Starlette(routes=[Route("/v1/{path:path}", ok, methods=["POST"])])
+    ctl = controller_app(ControllerSettings(allowed_worker_hosts=["*"]))
+    try:
+        async with loopback(good) as good_url, loopback(ctl) as ctl_url:
+            async with httpx.AsyncClient(base_url=ctl_url) as c:
+                for wid, url in (
+                    ("hole", f"http://127.0.0.1:{hole.getsockname()[1]}"),
+                    ("good", good_url),
+                ):
+                    r = await c.post(
+                        "/internal/register",
+                        json={
+                            "worker_id": wid,
+                            "url": url,
+                            "models": ["tiny"],
+                            "capacity": 4,
+                            "capabilities": ["chat"],
+                        },
+                    )
+                    assert r.status_code == 200
+            settings = GatewaySettings(
+                controller_urls=[ctl_url], connect_timeout=0.3, max_retries=1
+            )
+            async with loopback(gateway_app(settings)) as gw_url:
+                async with httpx.AsyncClient(base_url=gw_url, timeout=10) as gw:
+                    replies = [await gw.post("/v1/chat/completions", json=CHAT) for _ in range(4)]
+    finally:
+        for s in fillers:
+            s.close()
+        hole.close()
+    assert [r.status_code for r in replies] == [200] * 4
+    assert {r.headers["x-corral-worker"] for r in replies} == {"good"}
