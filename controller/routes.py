@@ -60,8 +60,8 @@ async def deregister(body: Deregistration, request: Request) -> dict[str, bool]:
 async def dispatch(request: Request) -> Response:
     await require_secret(request)
     body, _ = await parse_body(request, DispatchRequest)
-    request.state.model = body.model
     reply = await _controller(request).dispatch(body)
+    request.state.model = body.model  # only a model with a worker: a bounded metric label
     return Response(reply.model_dump_json(), media_type="application/json")
 
 

@@ -68,8 +68,8 @@ def _check_generates(state: WorkerState) -> None:
 async def chat_completions(request: Request) -> Response:
     state = _caller(request)
     body, _ = await parse_body(request, ChatCompletionRequest)
-    request.state.model = body.model
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     _check_generates(state)
     return await state.chat(body, request, state.lora_for(body.model))
 
@@ -77,8 +77,8 @@ async def chat_completions(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     state = _caller(request)
     body, _ = await parse_body(request, CompletionRequest)
-    request.state.model = body.model
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     _check_generates(state)
     return await state.completion(body, request, state.lora_for(body.model))
 
@@ -86,8 +86,8 @@ async def completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     state = _caller(request)
     body, _ = await parse_body(request, EmbeddingRequest)
-    request.state.model = body.model
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     return await state.embedding(body, request)
 
 

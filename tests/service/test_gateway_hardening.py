@@ -248,7 +248,7 @@ async def test_metrics_and_ready(ctl_url: str, tmp_path: Path) -> None:
         text = (await gw.get("/metrics")).text
     for line in (
         'corral_api_requests_total{model="tiny",route="/v1/chat/completions",status="200"} 2.0',
-        'corral_api_requests_total{model="nope",route="/v1/chat/completions",status="404"} 1.0',
+        'corral_api_requests_total{model="",route="/v1/chat/completions",status="404"} 1.0',
         'corral_api_output_tokens_total{model="tiny"} 8.0',
         'corral_api_errors_total{type="invalid_request_error"} 1.0',
     ):

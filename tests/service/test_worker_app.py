@@ -196,7 +196,7 @@ async def test_embeddings_are_normalised(worker: httpx.AsyncClient) -> None:
             {"model": "tiny", "input": "x", "dimensions": 8},
             400,
             "dimensions",
-            None,
+            "unsupported",
         ),
     ],
 )
