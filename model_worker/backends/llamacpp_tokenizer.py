@@ -76,6 +76,14 @@ class LlamaCppTokenizer:
             out.append(buf.raw[: max(n, 0)])
         return out
 
+    def special_texts(self) -> list[str]:
+        """The spellings of the vocabulary's control tokens (`<|im_end|>`, `<s>`, ...)."""
+        is_control = getattr(self._C, "llama_vocab_is_control", None)
+        if is_control is None:
+            return []
+        ids = [t for t in range(self._size) if is_control(self._vocab, t)]
+        return [text for text in (self.decode([t]) for t in ids) if text]
+
     def _token_or_none(self, token: int) -> int | None:
         return token if 0 <= token < self._size else None
 
