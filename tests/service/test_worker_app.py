@@ -198,7 +198,7 @@ async def test_embeddings_are_normalised(worker: httpx.AsyncClient) -> None:
         ),
         (
             "/v1/chat/completions",
-            {"model": "tiny", "messages": [{"role": "tool"}]},
+            {"model": "tiny", "messages": [{"role": "wizard"}]},
             400,
             "messages[0].role",
             None,
