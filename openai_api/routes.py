@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from openai_api.affinity import current_prefix_keys, prefix_keys
 from openai_api.auth import Principal
 from openai_api.state import GatewayState
 from protocol.control import Endpoint
@@ -73,6 +74,7 @@ async def _forward(
     except BaseException:
         on_usage(0, 0)
         raise
+    current_prefix_keys.set(prefix_keys(body))  # read by the dispatch (cache_aware)
     try:
         response = await state.relay.forward(
             request,

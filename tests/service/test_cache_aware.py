@@ -1,0 +1,153 @@
+"""Cache-aware dispatch end to end in the controller (controller/dispatch.py cache_aware,
+service.py, store prefix maps), with the gateway's routing key (openai_api/affinity.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from harness import serve
+
+from controller.app import create_app
+from controller.settings import ControllerSettings
+from openai_api.affinity import prefix_keys
+from protocol.openai import ChatCompletionRequest
+
+SYSTEM = {"role": "system", "content": "You are terse."}
+
+
+def reg(worker_id: str) -> dict[str, Any]:
+    port = 9000 + sum(map(ord, worker_id))
+    url = f"http://127.0.0.1:{port}"
+    return {"worker_id": worker_id, "url": url, "models": ["m"], "capacity": 8}
+
+
+def turns(conversation: str, n: int) -> list[list[str]]:
+    """The routing keys of each of `n` turns of one conversation (each resends the history)."""
+    messages: list[dict[str, str]] = [SYSTEM]
+    keys = []
+    for i in range(n):
+        messages.append({"role": "user", "content": f"{conversation}: question {i}"})
+        body = ChatCompletionRequest.model_validate({"model": "m", "messages": messages})
+        keys.append(list(prefix_keys(body)))
+        messages.append({"role": "assistant", "content": f"answer {i}"})
+    return keys
+
+
+@contextlib.asynccontextmanager
+async def controller(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(ControllerSettings(policy="cache_aware", **settings))
+    async with serve(app) as client:
+        yield client
+
+
+async def dispatch(c: httpx.AsyncClient, keys: list[str], release: bool = True) -> str:
+    r = await c.post("/internal/dispatch", json={"model": "m", "prefix_keys": keys})
+    assert r.status_code == 200, r.text
+    worker_id: str = r.json()["worker_id"]
+    if release:
+        await c.post("/internal/release", json={"worker_ids": [worker_id]})
+    return worker_id
+
+
+def test_turns_of_one_conversation_share_their_leading_keys() -> None:
+    first, second = turns("c1", 2)
+    assert second[: len(first)] == first and len(second) == len(first) + 2
+    other = turns("c2", 1)[0]
+    assert other[0] == first[0]  # the same system prompt
+    assert other[1] != first[1]  # a different first question
+
+
+async def test_each_conversation_stays_on_one_worker() -> None:
+    async with controller() as c:
+        for w in ("a", "b", "c"):
+            await c.post("/internal/register", json=reg(w))
+        conversations = {name: turns(name, 5) for name in ("x", "y", "z", "u", "v", "w")}
+        served: dict[str, set[str]] = {name: set() for name in conversations}
+        for i in range(5):  # turns interleaved, as real traffic comes; first turns still open
+            for name, keys in conversations.items():
+                served[name].add(await dispatch(c, keys[i], release=i > 0))
+        assert all(len(workers) == 1 for workers in served.values()), served
+        # and the conversations (one system prompt for all) are spread by load, not piled on
+        # the worker that served the system prompt last
+        assert Counter(next(iter(w)) for w in served.values()) == {"a": 2, "b": 2, "c": 2}
+
+
+async def test_without_cache_aware_the_turns_spread() -> None:
+    """The control: shortest_queue ignores the key, so a conversation moves around."""
+    async with serve(create_app(ControllerSettings(policy="shortest_queue"))) as c:
+        for w in ("a", "b", "c"):
+            await c.post("/internal/register", json=reg(w))
+        keys = turns("x", 6)
+        held = [await dispatch(c, keys[i], release=False) for i in range(6)]
+        assert len(set(held)) == 3
+
+
+async def test_turns_move_when_their_worker_dies() -> None:
+    async with controller() as c:
+        for w in ("a", "b"):
+            await c.post("/internal/register", json=reg(w))
+        keys = turns("x", 4)
+        home = await dispatch(c, keys[0])
+        assert await dispatch(c, keys[1]) == home
+        await c.post("/internal/deregister", json={"worker_id": home})
+        moved = await dispatch(c, keys[2])
+        assert moved != home
+        await c.post("/internal/register", json=reg(home))  # back, but its cache is cold
+        assert await dispatch(c, keys[3]) == moved  # the conversation stays where it moved
+
+
+async def test_turns_move_when_their_worker_is_overloaded() -> None:
+    async with controller(cache_load_margin=2) as c:
+        for w in ("a", "b"):
+            await c.post("/internal/register", json=reg(w))
+        keys = turns("x", 3)
+        home = await dispatch(c, keys[0])
+        # the home worker gets busy: 3 in flight, the other none (over the margin of 2)
+        await c.post("/internal/heartbeat", json={"worker_id": home, "in_flight": 2})
+        assert await dispatch(c, keys[1]) == home  # 2 beyond the other: within the margin
+        await c.post("/internal/heartbeat", json={"worker_id": home, "in_flight": 3})
+        moved = await dispatch(c, keys[2])
+        assert moved != home
+
+
+async def test_requests_without_keys_go_to_the_shortest_queue() -> None:
+    async with controller() as c:
+        for w in ("a", "b"):
+            await c.post("/internal/register", json=reg(w))
+        held = [await dispatch(c, [], release=False) for _ in range(4)]
+        assert Counter(held) == {"a": 2, "b": 2}
+
+
+async def test_two_controllers_on_redis_agree(redis_url: str) -> None:
+    """A turn dispatched by one controller is found by the other: the map is in the store."""
+    async with controller(store_url=redis_url) as one, controller(store_url=redis_url) as two:
+        for w in ("a", "b", "c"):
+            await one.post("/internal/register", json=reg(w))
+        conversations = {name: turns(name, 4) for name in ("x", "y", "z", "u")}
+        served: dict[str, set[str]] = {name: set() for name in conversations}
+        for i in range(4):
+            for name, keys in conversations.items():
+                c = one if i % 2 == 0 else two  # alternate controllers turn by turn
+                served[name].add(await dispatch(c, keys[i]))
+        assert all(len(workers) == 1 for workers in served.values()), served
+        # a death seen through either controller moves the conversation for both
+        home = next(iter(served["x"]))
+        await two.post("/internal/deregister", json={"worker_id": home})
+        extra = turns("x", 6)
+        moved = await dispatch(one, extra[4])
+        assert moved != home
+        assert await dispatch(two, extra[5]) == moved
+
+
+@pytest.mark.parametrize("bad", [["k"] * 33, "not-a-list", [1, 2]])
+async def test_bad_prefix_keys_are_400(bad: Any) -> None:
+    async with controller() as c:
+        await c.post("/internal/register", json=reg("a"))
+        r = await c.post("/internal/dispatch", json={"model": "m", "prefix_keys": bad})
+        assert r.status_code == 400
+        assert r.json()["error"]["param"].startswith("prefix_keys")
