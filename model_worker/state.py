@@ -103,7 +103,7 @@ def build_state(
     model_name = settings.model_name or source.name
     resolution = _template(settings, backend, source, model_name)
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
-    meter = WorkerMetrics(metrics, limiter, backend.running)
+    meter = WorkerMetrics(metrics, limiter, backend.running, getattr(backend, "prefix_cache", None))
     prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len)
     limits = settings.input_limits()
     idle = settings.write_idle_timeout

@@ -10,11 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import serve
+from harness import loopback, serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from controller.app import create_app
 from controller.settings import ControllerSettings
 from openai_api.affinity import prefix_keys
+from openai_api.app import create_app as gateway_app
+from openai_api.settings import GatewaySettings
 from protocol.openai import ChatCompletionRequest
 
 SYSTEM = {"role": "system", "content": "You are terse."}
@@ -151,3 +157,44 @@ async def test_bad_prefix_keys_are_400(bad: Any) -> None:
         r = await c.post("/internal/dispatch", json={"model": "m", "prefix_keys": bad})
         assert r.status_code == 400
         assert r.json()["error"]["param"].startswith("prefix_keys")
+
+
+async def _answer(request: Request) -> Response:
+    body = await request.json()
+    message = {"role": "assistant", "content": "ok"}
+    return JSONResponse(
+        {
+            "id": "chatcmpl-x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+        }
+    )
+
+
+async def test_the_gateway_sends_the_routing_key() -> None:
+    """Through the gateway: each conversation's turns reach one worker (x-corral-worker)."""
+    worker = Starlette(routes=[Route("/v1/chat/completions", _answer, methods=["POST"])])
+    settings = ControllerSettings(policy="cache_aware", allowed_worker_hosts=["*"])
+    async with contextlib.AsyncExitStack() as stack:
+        ctl_url = await stack.enter_async_context(loopback(create_app(settings)))
+        async with httpx.AsyncClient(base_url=ctl_url) as c:
+            for name in ("a", "b", "c"):
+                url = await stack.enter_async_context(loopback(worker))
+                body = {"worker_id": name, "url": url, "models": ["m"], "capacity": 8}
+                assert (await c.post("/internal/register", json=body)).status_code == 200
+        gw = await stack.enter_async_context(
+            serve(gateway_app(GatewaySettings(controller_urls=[ctl_url])))
+        )
+        history: dict[str, list[dict[str, str]]] = {n: [SYSTEM] for n in ("x", "y", "z")}
+        served: dict[str, set[str]] = {n: set() for n in history}
+        for i in range(4):
+            for name, messages in history.items():
+                messages.append({"role": "user", "content": f"{name}: question {i}"})
+                r = await gw.post("/v1/chat/completions", json={"model": "m", "messages": messages})
+                assert r.status_code == 200, r.text
+                served[name].add(r.headers["x-corral-worker"])
+                messages.append({"role": "assistant", "content": "ok"})
+        assert all(len(workers) == 1 for workers in served.values()), served
