@@ -84,12 +84,19 @@ def open_keys(url: str | None) -> KeyStore:
     return SqliteKeyStore(SqliteDatabase(_sqlite_path(url)))
 
 
-def open_limiter(url: str | None) -> RateLimiter:
-    """Redis buckets are shared by every gateway; embedded ones live in this gateway alone."""
+def open_limiter(url: str | None, shared: bool = False) -> RateLimiter:
+    """Redis buckets are shared by every gateway; embedded ones live in this gateway process
+    alone, unless `shared` (several gateway processes on this host): then in a SQLite file
+    next to the embedded database (`<db>-buckets`), which they all open."""
     if _is_redis(url):
         from store.redis import RedisRateLimiter, connect
 
         return RedisRateLimiter(connect(url))  # type: ignore[arg-type]
+    if shared:
+        from store.sqlite import SqliteRateLimiter
+
+        db = _sqlite_path(url)
+        return SqliteRateLimiter(db.with_name(db.name + "-buckets"))
     from store.memory_limits import MemoryRateLimiter
 
     return MemoryRateLimiter()
