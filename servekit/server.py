@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,16 +69,21 @@ def run_workers(
 ) -> None:
     """`workers` processes serving one port (uvicorn's supervisor: one listening socket
     shared by all, a process that dies replaced). Each builds its app by calling `factory`
-    ("module:function"), reading its settings from `env`, set here for them to inherit."""
-    os.environ.update(env)
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=int(graceful_timeout),
-        log_config=None,
-    )
+    ("module:function"), reading its settings from `env`, set here for them to inherit.
+    Their metrics go through prometheus_client's multiprocess mode (counters and histograms
+    summed over the processes at /metrics), in a directory that lives as long as they do."""
+    from servekit.metrics import MULTIPROCESS_ENV
+
+    with tempfile.TemporaryDirectory(prefix="corral-metrics-") as metrics_dir:
+        os.environ.update({**env, MULTIPROCESS_ENV: metrics_dir})
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=int(graceful_timeout),
+            log_config=None,
+        )

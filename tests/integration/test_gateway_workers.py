@@ -74,3 +74,18 @@ def test_two_gateway_processes_share_one_rpm_bucket(gateway: Service) -> None:
 
     statuses = asyncio.run(burst())
     assert statuses == {200: 10, 429: 20}
+    # /metrics sums every process's counts, whichever process answers the scrape
+    for _ in range(4):
+        with httpx.Client(base_url=gateway.url) as c:  # a new connection each time
+            text = c.get("/metrics").text
+        assert _requests(text, "200") == 10 and _requests(text, "429") == 20, text
+
+
+def _requests(metrics: str, status: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("corral_api_requests_total{")
+        and "/v1/chat/completions" in line
+        and f'status="{status}"' in line
+    )
