@@ -198,3 +198,17 @@ async def test_the_gateway_sends_the_routing_key() -> None:
                 served[name].add(r.headers["x-corral-worker"])
                 messages.append({"role": "assistant", "content": "ok"})
         assert all(len(workers) == 1 for workers in served.values()), served
+
+
+def test_completions_are_keyed_by_whole_prompt_blocks_and_embeddings_not_at_all() -> None:
+    from openai_api.affinity import BLOCK
+    from protocol.openai import CompletionRequest, EmbeddingRequest
+
+    def keys(prompt: str) -> tuple[str, ...]:
+        return prefix_keys(CompletionRequest.model_validate({"model": "m", "prompt": prompt}))
+
+    short, long = keys("x" * (BLOCK - 1)), keys("x" * (2 * BLOCK + 5))
+    assert short == () and len(long) == 2
+    assert keys("x" * BLOCK + "y" * BLOCK)[0] == long[0]  # the same first block
+    body = EmbeddingRequest.model_validate({"model": "m", "input": "x" * 5000})
+    assert prefix_keys(body) == ()
