@@ -28,6 +28,13 @@ from store.base import PrefixMap, Registry, WorkerRecord
 logger = logging.getLogger(__name__)
 
 
+def _affinity(hint: Hint, chosen: str) -> str:
+    if not hint.holders:
+        return "none"
+    longest = max(hint.holders.values())
+    return "holder" if hint.holders.get(chosen) == longest else "moved"
+
+
 class Controller:
     def __init__(
         self,
@@ -119,6 +126,8 @@ class Controller:
         await self.registry.add_in_flight(chosen.worker_id, +1)
         if keys and self._prefixes is not None:  # the chosen worker will hold them all
             await self._prefixes.remember(request.model, keys, chosen.worker_id)
+            if self._metrics is not None:
+                self._metrics.affinity.labels(_affinity(hint, chosen.worker_id)).inc()
         if self._metrics is not None:
             self._metrics.dispatches.labels(request.model, chosen.worker_id, self.policy).inc()
         return DispatchReply(worker_id=chosen.worker_id, url=chosen.registration.url)

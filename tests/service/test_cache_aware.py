@@ -105,6 +105,13 @@ async def test_turns_move_when_their_worker_dies() -> None:
         assert moved != home
         await c.post("/internal/register", json=reg(home))  # back, but its cache is cold
         assert await dispatch(c, keys[3]) == moved  # the conversation stays where it moved
+        text = (await c.get("/metrics")).text
+        outcomes = {
+            line.split('"')[1]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("corral_controller_cache_affinity_total{")
+        }
+        assert outcomes == {"none": 1, "holder": 2, "moved": 1}
 
 
 async def test_turns_move_when_their_worker_is_overloaded() -> None:
