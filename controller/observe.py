@@ -18,6 +18,13 @@ class ControllerMetrics:
         self.no_worker = metrics.counter(
             "dispatch_refusals", "dispatches with no worker to give, by reason", ["reason"]
         )
+        self.affinity = metrics.counter(
+            "cache_affinity",
+            "cache_aware dispatches: to the worker holding the longest known prefix ('holder'), "
+            "elsewhere though one was known ('moved': dead, excluded or over the load margin), "
+            "or with no prefix known ('none')",
+            ["outcome"],
+        )
         in_flight = Gauge(
             "corral_controller_worker_in_flight",
             "in-flight requests per worker",

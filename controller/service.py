@@ -6,7 +6,7 @@ import logging
 import random
 from urllib.parse import urlsplit
 
-from controller.dispatch import POLICIES
+from controller.dispatch import NO_HINT, POLICIES, Hint
 from controller.observe import ControllerMetrics
 from protocol.control import (
     DispatchReply,
@@ -23,9 +23,16 @@ from protocol.errors import (
     NoWorkerAvailable,
     PermissionDenied,
 )
-from store.base import Registry, WorkerRecord
+from store.base import PrefixMap, Registry, WorkerRecord
 
 logger = logging.getLogger(__name__)
+
+
+def _affinity(hint: Hint, chosen: str) -> str:
+    if not hint.holders:
+        return "none"
+    longest = max(hint.holders.values())
+    return "holder" if hint.holders.get(chosen) == longest else "moved"
 
 
 class Controller:
@@ -36,8 +43,13 @@ class Controller:
         allowed_hosts: list[str],
         rng: random.Random | None = None,
         metrics: ControllerMetrics | None = None,
+        prefixes: PrefixMap | None = None,
+        cache_load_margin: float = 8.0,
     ) -> None:
         self.registry = registry
+        # only cache_aware reads or writes the prefix map
+        self._prefixes = prefixes if policy == "cache_aware" else None
+        self._margin = cache_load_margin
         self._metrics = metrics
         self._choose = POLICIES[policy]
         self.policy = policy
@@ -108,11 +120,26 @@ class Controller:
                 if self._metrics is not None:
                     self._metrics.no_worker.labels(exc.code or exc.error_type).inc()
                 raise
-        chosen = self._choose(candidates, self._rng)
+        keys = request.prefix_keys if self._prefixes is not None else []
+        hint = await self._hint(request.model, keys) if keys else NO_HINT
+        chosen = self._choose(candidates, self._rng, hint)
         await self.registry.add_in_flight(chosen.worker_id, +1)
+        if keys and self._prefixes is not None:  # the chosen worker will hold them all
+            await self._prefixes.remember(request.model, keys, chosen.worker_id)
+            if self._metrics is not None:
+                self._metrics.affinity.labels(_affinity(hint, chosen.worker_id)).inc()
         if self._metrics is not None:
             self._metrics.dispatches.labels(request.model, chosen.worker_id, self.policy).inc()
         return DispatchReply(worker_id=chosen.worker_id, url=chosen.registration.url)
+
+    async def _hint(self, model: str, keys: list[str]) -> Hint:
+        """Each worker's longest known prefix among `keys` (shortest first), in keys held."""
+        assert self._prefixes is not None
+        holders: dict[str, int] = {}
+        for depth, worker_id in enumerate(await self._prefixes.lookup(model, keys), start=1):
+            if worker_id is not None:
+                holders[worker_id] = depth
+        return Hint(holders=holders, keys=len(keys), margin=self._margin)
 
     def _url_ok(self, worker: WorkerRecord) -> bool:
         """Checked again at dispatch: a record in a shared store may not have come through

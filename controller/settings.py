@@ -28,6 +28,20 @@ class ControllerSettings(ServiceSettings):
     policy: Annotated[str, OneOf(POLICIES)] = Field(
         default="shortest_queue", description="how a worker is chosen among the live ones"
     )
+    cache_load_margin: float = Field(
+        default=8.0,
+        ge=0,
+        description="cache_aware: in-flight requests a worker holding the request's prefix may "
+        "carry beyond the least-loaded one and still get it",
+    )
+    prefix_ttl: float = Field(
+        default=600.0, gt=0, description="cache_aware: seconds a prefix is remembered on a worker"
+    )
+    prefix_max_entries: int = Field(
+        default=200_000,
+        ge=1,
+        description="cache_aware: prefixes remembered at most (embedded store; Redis: the TTL)",
+    )
     worker_ttl: float = Field(
         default=6.0, gt=0, description="seconds without a heartbeat before a worker is dropped"
     )

@@ -9,7 +9,7 @@ from controller.observe import ControllerMetrics
 from controller.service import Controller
 from controller.settings import ControllerSettings
 from servekit.metrics import Metrics
-from store import Registry, open_registry
+from store import Registry, open_prefixes, open_registry
 
 
 @dataclass
@@ -28,10 +28,18 @@ async def open_state(
     if registry is None:
         registry = open_registry(settings.store_url, settings.worker_ttl)
         stack.push_async_callback(registry.close)
+    prefixes = None
+    if settings.policy == "cache_aware":
+        prefixes = open_prefixes(
+            settings.store_url, settings.prefix_ttl, settings.prefix_max_entries
+        )
+        stack.push_async_callback(prefixes.close)
     controller = Controller(
         registry,
         settings.policy,
         settings.allowed_worker_hosts,
         metrics=ControllerMetrics(metrics, registry),
+        prefixes=prefixes,
+        cache_load_margin=settings.cache_load_margin,
     )
     return ControllerState(settings, controller)

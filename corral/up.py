@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--backend", default="auto", choices=LOCAL_BACKEND_CHOICES, help="every worker's backend")
     a("--host", default="127.0.0.1", help="address the gateway and the web UI listen on")
     a("--api-port", type=int, default=8000)
+    a(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="gateway processes on the API port, sharing limits through the store (default: 1)",
+    )
     a("--controller-port", type=int, default=21001)
     a("--worker-port", type=int, default=21002, help="first worker port; others follow")
     a("--workers", type=int, default=1, help="workers per model (default: 1)")
@@ -210,6 +216,8 @@ def service_commands(
             commands.append((label, [*worker, "--controller-url", controller]))
             port += 1
     gateway = ["openai_api", *common, "--port", str(args.api_port)]
+    if args.api_workers > 1:
+        gateway += ["--workers", str(args.api_workers)]
     commands.append(("api", [*gateway, "--controller-url", controller, *store]))
     if args.webui:
         # Started now, not after the models: its imports take seconds and overlap the model

@@ -7,14 +7,18 @@ from collections.abc import AsyncGenerator, Callable
 
 from prometheus_client import Gauge
 
-from model_worker.backends.base import Delta
+from model_worker.backends.base import Delta, PrefixCacheStats
 from model_worker.limiter import AdmissionQueue
 from servekit.metrics import Metrics
 
 
 class WorkerMetrics:
     def __init__(
-        self, metrics: Metrics, limiter: AdmissionQueue, running: Callable[[], int]
+        self,
+        metrics: Metrics,
+        limiter: AdmissionQueue,
+        running: Callable[[], int],
+        prefix_cache: PrefixCacheStats | None = None,
     ) -> None:
         self.ttft = metrics.histogram("ttft_seconds", "request start to first token", ["model"])
         self.itl = metrics.histogram("inter_token_seconds", "between streamed tokens", ["model"])
@@ -33,6 +37,34 @@ class WorkerMetrics:
             in_flight.set(limiter.in_flight)
             queued.set(limiter.queued)
             engine.set(running())
+
+        metrics.before_scrape.append(refresh)
+        if prefix_cache is not None:
+            self._export_prefix_cache(metrics, prefix_cache)
+
+    @staticmethod
+    def _export_prefix_cache(metrics: Metrics, stats: PrefixCacheStats) -> None:
+        """Only for a backend with a prefix cache (vllm, llamacpp); others have no such metric."""
+        hit_rate = Gauge(
+            "corral_worker_prefix_cache_hit_rate",
+            "share of prompt tokens found in the engine's prefix cache, since start",
+            registry=metrics.registry,
+        )
+        queried = Gauge(
+            "corral_worker_prefix_cache_queried_tokens",
+            "prompt tokens looked up in the prefix cache, since start",
+            registry=metrics.registry,
+        )
+        hits = Gauge(
+            "corral_worker_prefix_cache_hit_tokens",
+            "prompt tokens found in the prefix cache, since start",
+            registry=metrics.registry,
+        )
+
+        def refresh() -> None:
+            queried.set(stats.queried)
+            hits.set(stats.hits)
+            hit_rate.set(stats.hits / stats.queried if stats.queried else 0.0)
 
         metrics.before_scrape.append(refresh)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 from fastapi import FastAPI
 
@@ -40,3 +41,17 @@ def create_app(
         host=settings.host,
         allowed_hosts=settings.allowed_hosts,
     )
+
+
+# How `corral api --workers N` hands its settings to the gateway processes it starts.
+SETTINGS_ENV = "CORRAL_API_SETTINGS_JSON"
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one of several gateway processes (uvicorn's factory): its settings come
+    from the parent, which parsed the flags once (in the environment, not in `ps`)."""
+    from servekit.logs import configure_logging
+
+    settings = GatewaySettings.model_validate_json(os.environ[SETTINGS_ENV])
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openai_api.app import create_app
+    from openai_api.app import SETTINGS_ENV, create_app
     from servekit import server
     from servekit.logs import configure_logging
 
@@ -26,5 +26,15 @@ def run(args: argparse.Namespace) -> int:
             "the API on %s needs no key (no --require-keys): anyone who reaches it may use it",
             settings.host,
         )
+    if settings.workers > 1:
+        server.run_workers(
+            "openai_api.app:create_app_from_env",
+            {SETTINGS_ENV: settings.model_dump_json()},
+            settings.workers,
+            settings.host,
+            settings.port,
+            log_level=settings.log_level,
+        )
+        return 0
     server.run(create_app(settings), settings.host, settings.port, log_level=settings.log_level)
     return 0

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import aiohttp
 
+from openai_api.affinity import current_prefix_keys
 from protocol.control import (
     MAX_RELEASES,
     DispatchReply,
@@ -82,7 +83,13 @@ class ControllerClient:
 
     async def dispatch(self, model: str, endpoint: Endpoint, exclude: list[str]) -> DispatchReply:
         ended, self._ended = self._ended[:MAX_RELEASES], self._ended[MAX_RELEASES:]
-        body = DispatchRequest(model=model, endpoint=endpoint, exclude=exclude, release=ended)
+        body = DispatchRequest(
+            model=model,
+            endpoint=endpoint,
+            exclude=exclude,
+            release=ended,
+            prefix_keys=list(current_prefix_keys.get()),
+        )
         status, content = await self._call(
             "POST", "/internal/dispatch", body.model_dump_json().encode()
         )

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from openai_api import responses
+from openai_api.affinity import current_prefix_keys, prefix_keys
 from openai_api.auth import Principal
 from openai_api.responses_stream import ResponsesStreamResponse, ResponsesTranslator
 from openai_api.state import GatewayState
@@ -77,6 +78,7 @@ async def _forward(
     except BaseException:
         on_usage(0, 0)
         raise
+    current_prefix_keys.set(prefix_keys(body))  # read by the dispatch (cache_aware)
     try:
         response = await state.relay.forward(
             request,

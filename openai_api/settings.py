@@ -27,6 +27,13 @@ class GatewaySettings(ServiceSettings):
 
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=8000, ge=0, le=65535, description="port to listen on")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="gateway processes serving this port; they share keys and rate limits "
+        "through the store (Redis, or a SQLite file on this host)",
+    )
     controller_urls: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:21001"],
         description="controller base URL (the gateway fails over between them)",

@@ -45,7 +45,7 @@ async def open_state(
         keys = open_keys(settings.store_url)
         stack.push_async_callback(keys.close)
     if limiter is None:
-        limiter = open_limiter(settings.store_url)
+        limiter = open_limiter(settings.store_url, shared=settings.workers > 1)
         stack.push_async_callback(limiter.close)
     if controller is None:
         controller = await _controller_client(settings, stack)

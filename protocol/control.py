@@ -43,6 +43,8 @@ class Deregistration(ControlModel):
 
 # The most request ends one dispatch or release carries (a gateway sends more in batches).
 MAX_RELEASES = 10_000
+# The most prefix keys one dispatch carries: the leading messages' prefixes, longest last.
+MAX_PREFIX_KEYS = 32
 
 
 class DispatchRequest(ControlModel):
@@ -53,6 +55,11 @@ class DispatchRequest(ControlModel):
         default_factory=list,
         max_length=MAX_RELEASES,
         description="workers whose requests ended since the gateway's last call",
+    )
+    prefix_keys: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_PREFIX_KEYS,
+        description="hashes of the request's leading prefixes, shortest first (cache_aware)",
     )
 
 

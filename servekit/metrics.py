@@ -3,15 +3,21 @@ and a /metrics route. Services add their own families to `Metrics.registry`."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
+
+# prometheus_client's multiprocess mode: set (before the library is imported) in processes that
+# serve one port together; each writes its values to files there and /metrics sums them all.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Token latencies on CPUs and GPUs alike: 1 ms .. 30 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -59,7 +65,12 @@ class Metrics:
             result = refresh()
             if hasattr(result, "__await__"):
                 await result
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        shared = os.environ.get(MULTIPROCESS_ENV)
+        if shared:  # one of several processes on one port: every process's counts, summed
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=shared)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def install_metrics(app: Any, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:

@@ -8,6 +8,8 @@ controller's registry *before* draining, so that no new request is routed to it 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,3 +55,35 @@ def run(
         forwarded_allow_ips=forwarded_allow_ips,
     )
     _Server(config, on_shutdown_begin).run()
+
+
+def run_workers(
+    factory: str,
+    env: dict[str, str],
+    workers: int,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    graceful_timeout: float = 30.0,
+) -> None:
+    """`workers` processes serving one port (uvicorn's supervisor: one listening socket
+    shared by all, a process that dies replaced). Each builds its app by calling `factory`
+    ("module:function"), reading its settings from `env`, set here for them to inherit.
+    Their metrics go through prometheus_client's multiprocess mode (counters and histograms
+    summed over the processes at /metrics), in a directory that lives as long as they do."""
+    from servekit.metrics import MULTIPROCESS_ENV
+
+    with tempfile.TemporaryDirectory(prefix="corral-metrics-") as metrics_dir:
+        os.environ.update({**env, MULTIPROCESS_ENV: metrics_dir})
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=int(graceful_timeout),
+            log_config=None,
+        )

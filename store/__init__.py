@@ -15,6 +15,7 @@ from store.base import (
     ApiKey,
     EventLog,
     KeyStore,
+    PrefixMap,
     RateLimiter,
     Registry,
     StoreUnavailable,
@@ -25,6 +26,7 @@ __all__ = [
     "ApiKey",
     "EventLog",
     "KeyStore",
+    "PrefixMap",
     "RateLimiter",
     "Registry",
     "StoreUnavailable",
@@ -32,6 +34,7 @@ __all__ = [
     "open_events",
     "open_keys",
     "open_limiter",
+    "open_prefixes",
     "open_registry",
 ]
 
@@ -48,6 +51,17 @@ def open_registry(url: str | None, ttl: float) -> Registry:
     from store.memory import MemoryRegistry
 
     return MemoryRegistry(ttl)
+
+
+def open_prefixes(url: str | None, ttl: float, max_entries: int) -> PrefixMap:
+    """Redis: shared by every controller (bounded by the TTL); embedded: this controller's."""
+    if _is_redis(url):
+        from store.redis import RedisPrefixMap, connect
+
+        return RedisPrefixMap(connect(url), ttl)  # type: ignore[arg-type]
+    from store.memory import MemoryPrefixMap
+
+    return MemoryPrefixMap(ttl, max_entries)
 
 
 def open_events(url: str | None) -> EventLog:
@@ -70,12 +84,19 @@ def open_keys(url: str | None) -> KeyStore:
     return SqliteKeyStore(SqliteDatabase(_sqlite_path(url)))
 
 
-def open_limiter(url: str | None) -> RateLimiter:
-    """Redis buckets are shared by every gateway; embedded ones live in this gateway alone."""
+def open_limiter(url: str | None, shared: bool = False) -> RateLimiter:
+    """Redis buckets are shared by every gateway; embedded ones live in this gateway process
+    alone, unless `shared` (several gateway processes on this host): then in a SQLite file
+    next to the embedded database (`<db>-buckets`), which they all open."""
     if _is_redis(url):
         from store.redis import RedisRateLimiter, connect
 
         return RedisRateLimiter(connect(url))  # type: ignore[arg-type]
+    if shared:
+        from store.sqlite import SqliteRateLimiter
+
+        db = _sqlite_path(url)
+        return SqliteRateLimiter(db.with_name(db.name + "-buckets"))
     from store.memory_limits import MemoryRateLimiter
 
     return MemoryRateLimiter()

@@ -66,6 +66,19 @@ class Registry(Protocol):
     async def close(self) -> None: ...
 
 
+class PrefixMap(Protocol):
+    """Which worker last served each prefix key of a model (cache-aware dispatch): bounded,
+    every entry forgotten `ttl` seconds after it was last written."""
+
+    async def lookup(self, model: str, keys: list[str]) -> list[str | None]:
+        """The worker that served each key (None where unknown), in the order given."""
+        ...
+
+    async def remember(self, model: str, keys: list[str], worker_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class EventLog(Protocol):
     """Append-only streams of records (votes, finished conversations)."""
 

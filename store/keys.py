@@ -10,6 +10,8 @@ corral:events:{stream}:key:{key}  string  id of the record appended with this id
                                           (TTL 1 day: a retried write within it stores nothing)
 corral:apikeys                    hash    key id -> API key record JSON (secret stored hashed)
 corral:apikey-hash:{sha256}       string  key id, for lookup by presented key
+corral:prefix:{model}:{key}       string  id of the worker that last served this prefix key
+                                          (cache_aware dispatch; TTL: the prefix TTL)
 corral:bucket:{name}              hash    level, updated_at: a token bucket (TTL: until full
                                           again, at least 2 windows)
 """
@@ -53,3 +55,7 @@ def api_key_hash(digest: str) -> str:
 
 def bucket(name: str) -> str:
     return f"{PREFIX}:bucket:{name}"
+
+
+def prefix(model: str, key: str) -> str:
+    return f"{PREFIX}:prefix:{model}:{key}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from protocol.control import Heartbeat, WorkerRegistration
@@ -69,3 +70,35 @@ class MemoryRegistry:
         deadline = self._clock() - self._ttl
         for worker_id in [w for w, r in self._workers.items() if r.last_seen < deadline]:
             del self._workers[worker_id]
+
+
+class MemoryPrefixMap:
+    """Prefix key -> worker in this controller's memory: least recently written entries go
+    first beyond `max_entries`, and any entry after `ttl` seconds."""
+
+    def __init__(
+        self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+
+    async def lookup(self, model: str, keys: list[str]) -> list[str | None]:
+        now = self._clock()
+        found: list[str | None] = []
+        for key in keys:
+            entry = self._entries.get((model, key))
+            found.append(entry[0] if entry is not None and entry[1] > now else None)
+        return found
+
+    async def remember(self, model: str, keys: list[str], worker_id: str) -> None:
+        expires = self._clock() + self._ttl
+        for key in keys:
+            self._entries[(model, key)] = (worker_id, expires)
+            self._entries.move_to_end((model, key))
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    async def close(self) -> None:
+        self._entries.clear()

@@ -182,6 +182,33 @@ class RedisRegistry:
         await self._r.aclose()
 
 
+class RedisPrefixMap:
+    """One key per prefix with a TTL: bounded by time, shared by every controller."""
+
+    def __init__(self, redis: aioredis.Redis, ttl: float) -> None:
+        self._r = redis
+        self._ttl_ms = max(1, int(ttl * 1000))
+
+    async def lookup(self, model: str, keys_: list[str]) -> list[str | None]:
+        if not keys_:
+            return []
+        async with _guard():
+            found: list[Any] = await self._r.mget([keys.prefix(model, k) for k in keys_])
+        return [None if f is None else str(f) for f in found]
+
+    async def remember(self, model: str, keys_: list[str], worker_id: str) -> None:
+        if not keys_:
+            return
+        async with _guard():
+            pipe = self._r.pipeline(transaction=False)
+            for k in keys_:
+                pipe.set(keys.prefix(model, k), worker_id, px=self._ttl_ms)
+            await pipe.execute()
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+
 class RedisEventLog:
     """Streams: XADD returns only once Redis has the record (and with appendonly, its log)."""
 

@@ -189,3 +189,71 @@ class SqliteKeyStore:
 
     async def close(self) -> None:
         self._db.close()
+
+
+_BUCKETS = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    level REAL NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+class SqliteRateLimiter:
+    """Token buckets in a SQLite file, shared by every process on this host that opens it
+    (`corral api --workers N` on the embedded store). Each take is one short IMMEDIATE
+    transaction; buckets are not worth an fsync (a lost bucket is merely full again), so the
+    file is written without one. The clock is the wall clock, common to the processes."""
+
+    def __init__(self, path: Path, clock: Any = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=OFF")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(_BUCKETS)
+        self._lock = threading.Lock()
+
+    def _take(
+        self, bucket: str, capacity: float, per_second: float, cost: float, require: float
+    ) -> float:
+        """See `store.base.RateLimiter.take`; the read and the write in one transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = self._clock()
+                row = self._conn.execute(
+                    "SELECT level, updated FROM buckets WHERE name = ?", (bucket,)
+                ).fetchone()
+                level, updated = (capacity, now) if row is None else row
+                level = min(capacity, level + max(0.0, now - updated) * per_second)
+                wait = 0.0
+                if level < require:
+                    wait = (require - level) / per_second
+                else:
+                    level -= cost
+                self._conn.execute(
+                    "INSERT INTO buckets (name, level, updated) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET level = excluded.level, "
+                    "updated = excluded.updated",
+                    (bucket, level, now),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return wait
+
+    async def take(
+        self, bucket: str, capacity: float, per_second: float, cost: float, require: float
+    ) -> float:
+        try:
+            return await asyncio.to_thread(self._take, bucket, capacity, per_second, cost, require)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"sqlite buckets: {exc}") from exc
+
+    async def close(self) -> None:
+        with self._lock:
+            self._conn.close()

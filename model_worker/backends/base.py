@@ -61,6 +61,19 @@ class Delta:
     finish_reason: FinishReason | None = None
 
 
+@dataclass
+class PrefixCacheStats:
+    """Prompt tokens looked up in the engine's prefix cache, and how many were found there
+    (the hit rate is hits / queried). A backend without a prefix cache has none."""
+
+    queried: int = 0
+    hits: int = 0
+
+    def add(self, prompt_tokens: int, cached_tokens: int) -> None:
+        self.queried += prompt_tokens
+        self.hits += cached_tokens
+
+
 class BackendError(Exception):
     """The engine failed (not the request): the worker turns unhealthy."""
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from model_worker.backends.base import BackendError, Delta, GenerationRequest
+from model_worker.backends.base import BackendError, Delta, GenerationRequest, PrefixCacheStats
 from model_worker.backends.llamacpp_sampling import adjust_logits, sampler_chain, token_logprob
 from model_worker.backends.llamacpp_tokenizer import LlamaCppTokenizer
 from model_worker.structured import Constraint, GrammarCache
@@ -75,6 +75,7 @@ class LlamaCppBackend:
         self._running = 0
         self._grammars: GrammarCache | None = None
         self._grammars_lock = threading.Lock()
+        self.prefix_cache = PrefixCacheStats()  # tokens a slot's KV cache already held
         self.tokenizer: Any = None
         self.chat_template: str | None = None
         self.max_model_len = 0
@@ -281,6 +282,7 @@ class LlamaCppBackend:
                 break
             keep += 1
         keep = min(keep, len(prompt) - 1)
+        self.prefix_cache.add(len(prompt), keep)
         if keep < len(slot.cached):
             if not slot.ctx.kv_cache_seq_rm(0, keep, -1):
                 slot.ctx.kv_cache_clear()

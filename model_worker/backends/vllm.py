@@ -15,7 +15,13 @@ from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from model_worker.backends.base import BackendError, Delta, GenerationRequest, TokenLogprob
+from model_worker.backends.base import (
+    BackendError,
+    Delta,
+    GenerationRequest,
+    PrefixCacheStats,
+    TokenLogprob,
+)
 from model_worker.structured import Constraint
 from protocol.errors import InvalidRequest
 
@@ -77,6 +83,7 @@ class VLLMBackend:
         self.chat_template: str | None = None
         self.max_model_len = 0
         self._engine: Any = None
+        self.prefix_cache = PrefixCacheStats()
 
     async def start(self) -> None:
         try:
@@ -106,6 +113,7 @@ class VLLMBackend:
             enforce_eager=eager if eager is not None else not on_gpu,
             runner=self._runner,
             disable_log_stats=True,
+            enable_prefix_caching=True,  # multi-turn chat resends its history (cache_aware)
             **optional,
         )
         try:
@@ -169,8 +177,12 @@ class VLLMBackend:
         lora = self._lora_requests.get(request.lora) if request.lora else None
         prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
         stream = self._engine.generate(prompt, params, request.request_id, lora_request=lora)
+        counted = False
         try:
             async for out in stream:
+                if not counted and out.num_cached_tokens is not None:
+                    self.prefix_cache.add(len(request.prompt_token_ids), out.num_cached_tokens)
+                    counted = True
                 yield [_delta(c, o.logprobs) for c in out.outputs]
         except Exception as exc:
             if not self.healthy():

@@ -187,3 +187,37 @@ async def test_the_embedded_database_is_private(tmp_path: Path) -> None:
     assert home.stat().st_mode & 0o777 == 0o700
     for f in home.iterdir():
         assert f.stat().st_mode & 0o777 == 0o600, f
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_two_limiters_on_one_store_share_a_bucket(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two gateway processes' limiters on one shared store draw from one bucket: its
+    capacity passes between them, then both are told to wait."""
+    from store import open_limiter
+
+    if backend == "redis":
+        url = request.getfixturevalue("redis_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'corral.db'}"
+    one, two = open_limiter(url, shared=True), open_limiter(url, shared=True)
+    try:
+        rate = 10 / 60
+        waits = [await (one, two)[i % 2].take("k", 10, rate, 1, 1) for i in range(10)]
+        assert waits == [0.0] * 10
+        assert 0 < await one.take("k", 10, rate, 1, 1) <= 6.1  # one token back in 6 s
+        assert await two.take("k", 10, rate, 1, 1) > 0
+    finally:
+        await one.close()
+        await two.close()
+
+
+def test_the_shared_sqlite_buckets_sit_next_to_the_database(tmp_path: Path) -> None:
+    from store import open_limiter
+    from store.sqlite import SqliteRateLimiter
+
+    limiter = open_limiter(f"sqlite:///{tmp_path / 'corral.db'}", shared=True)
+    assert isinstance(limiter, SqliteRateLimiter)
+    assert (tmp_path / "corral.db-buckets").exists()
+    asyncio.run(limiter.close())

@@ -350,3 +350,23 @@ async def test_auto_without_the_extra_converts_as_before(
 class _Started:
     async def start(self) -> None:
         return None
+
+
+def _gauge(metrics: str, name: str) -> float:
+    (line,) = [ln for ln in metrics.splitlines() if ln.startswith(name + " ")]
+    return float(line.split()[1])
+
+
+async def test_the_prefix_cache_hit_rate_is_exported(stack: dict[str, Any]) -> None:
+    """The same prompt again finds its prefix in a slot's KV cache; /metrics says how much."""
+    c = stack["client"]
+    before = (await c.get("/metrics")).text
+    hits0 = _gauge(before, "corral_worker_prefix_cache_hit_tokens")
+    queried0 = _gauge(before, "corral_worker_prefix_cache_queried_tokens")
+    for _ in range(3):  # two slots taken in turn: the third request lands on the first's slot
+        assert (await chat(c, max_tokens=1, temperature=0)).status_code == 200
+    after = (await c.get("/metrics")).text
+    hits = _gauge(after, "corral_worker_prefix_cache_hit_tokens") - hits0
+    queried = _gauge(after, "corral_worker_prefix_cache_queried_tokens") - queried0
+    assert queried > 0 and hits > 0
+    assert 0 < _gauge(after, "corral_worker_prefix_cache_hit_rate") <= 1

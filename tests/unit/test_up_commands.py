@@ -99,3 +99,12 @@ def test_no_secret_on_any_command_line() -> None:
     args = build_parser().parse_args(["up"])
     for _, argv in service_commands(args, ["smollm2"], ["smollm2"]):
         assert not [a for a in argv if "secret" in a.lower()]
+
+
+def test_api_workers_become_the_gateways_workers() -> None:
+    args = build_parser().parse_args(["up", "--no-webui", "--api-workers", "3"])
+    api = _settings(dict(service_commands(args, ["smollm2"], ["smollm2"]))["api"])
+    assert isinstance(api, GatewaySettings) and api.workers == 3
+    args = build_parser().parse_args(["up", "--no-webui"])
+    api = _settings(dict(service_commands(args, ["smollm2"], ["smollm2"]))["api"])
+    assert isinstance(api, GatewaySettings) and api.workers == 1
