@@ -167,9 +167,7 @@ def _local_state(
     model_name = settings.model_name or source.name
     resolution = _template(settings, backend, source, model_name)
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
-    meter = WorkerMetrics(
-        metrics, limiter, backend.running, getattr(backend, "prefix_cache", None)
-    )
+    meter = WorkerMetrics(metrics, limiter, backend.running, getattr(backend, "prefix_cache", None))
     limits = settings.input_limits()
     idle = settings.write_idle_timeout
     if settings.tool_call_parser:
