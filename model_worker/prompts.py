@@ -7,20 +7,45 @@ as does the special token that ends a template's assistant turn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from conv_templates import Template, TemplateError
-from conv_templates.tools import ToolTemplate
+from conv_templates.tools import Tools, ToolTemplate
 from model_worker.backends.base import SamplingOptions
 from model_worker.structured import Constraint
 from protocol.errors import ContextLengthExceeded, InvalidRequest
-from protocol.openai import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
+from protocol.openai import (
+    ChatCompletionRequest,
+    ChatMessage,
+    CompletionRequest,
+    EmbeddingRequest,
+    SamplingFields,
+)
+
+T = TypeVar("T")
+
+# Stand-ins for message contents while a template renders (private-use characters).
+_MARK = re.compile("\ue000(\\d+)\ue001")
 
 
 class PromptBuilder:
-    """Renders and tokenizes prompts for one model with its one resolved template (and the way
-    it renders tools, None when it cannot)."""
+    """Renders and tokenizes prompts for one model with its one resolved template (and
+    the way it renders tools, None when it cannot).
+
+    Rendering and tokenizing a large request takes a while, so it never runs on the event loop
+    (which must keep heartbeating): `run` hands it to a thread of this builder's own. One
+    thread, so that a tokenizer is never used by two requests at once, and queued work is
+    bounded by the admission slots its callers hold.
+
+    Message contents are text, never control tokens: a user who types `<|im_end|>` gets the
+    characters, not the token that ends a turn (role spoofing). Such a conversation is
+    rendered with stand-ins for its contents, and each content is tokenized on its own with
+    every special token's spelling split in two.
+    """
 
     def __init__(
         self,
@@ -33,6 +58,15 @@ class PromptBuilder:
         self.template = template
         self.tools = tools
         self.max_model_len = max_model_len
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prompts")
+        self._specials = special_texts(tokenizer)
+        self._special_re = (
+            re.compile(
+                "|".join(re.escape(t) for t in sorted(self._specials, key=len, reverse=True))
+            )
+            if self._specials
+            else None
+        )
         vocab = len(tokenizer)
         listed = [i for i in template.stop_token_ids if 0 <= i < vocab]
         turn_end = getattr(template, "assistant_suffix", "")  # registry rows only
@@ -46,15 +80,19 @@ class PromptBuilder:
             )
         )
 
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in the builder's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def chat_ids(self, request: ChatCompletionRequest) -> list[int]:
         """The prompt; with the tool template when tools are offered or the history has tool
         calls or results (400 `unsupported` when the model's template cannot express them)."""
         messages = request.messages
         tools = request.active_tools()
-        history = any(m.role == "tool" or m.tool_calls for m in messages)
-        try:
-            if not tools and not history:
-                return self.encode(self.template.render(_plain(messages)))
+        if tools or any(m.role == "tool" or m.tool_calls for m in messages):
             if self.tools is None:
                 raise InvalidRequest(
                     f"template {self.template.name!r} cannot express tools, tool calls or "
@@ -63,13 +101,60 @@ class PromptBuilder:
                     param="tools" if tools else "messages",
                     code="unsupported",
                 )
+            plain = _with_calls(messages)
             offered = [tool.model_dump(exclude_none=True) for tool in tools]
-            return self.encode(self.tools.render(_with_calls(messages), offered))
+        else:
+            plain, offered = _plain(messages), None
+        found = self._special_re
+        if found is not None and any(found.search(m["content"]) for m in plain):
+            return self._chat_ids_escaped(plain, offered)
+        return self.encode(self._render(plain, offered))
+
+    def _render(self, messages: list[dict[str, Any]], offered: Tools | None = None) -> str:
+        """The prompt text; with `offered` tools (a list, maybe empty) by the tool template."""
+        try:
+            if offered is not None and self.tools is not None:
+                return self.tools.render(messages, offered)
+            return self.template.render(messages, add_generation_prompt=True)
         except TemplateError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
 
+    def _chat_ids_escaped(
+        self, plain: list[dict[str, Any]], offered: Tools | None = None
+    ) -> list[int]:
+        marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(plain)]
+        pieces = _MARK.split(self._render(marked, offered))
+        if sorted(int(i) for i in pieces[1::2]) != list(range(len(plain))):
+            raise InvalidRequest(  # the template changed or dropped a content
+                "message content must not contain the model's special tokens",
+                param="messages",
+            )
+        ids: list[int] = list(self.tokenizer("", add_special_tokens=True)["input_ids"])
+        for j, piece in enumerate(pieces):
+            if j % 2:
+                ids += self._text_ids(plain[int(piece)]["content"])
+            elif piece:
+                ids += self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+        return self._one_bos(ids)
+
+    def _text_ids(self, text: str) -> list[int]:
+        """`text` as plain characters: a special token's spelling becomes ordinary tokens."""
+        assert self._special_re is not None
+        ids: list[int] = []
+        start = 0
+        for match in self._special_re.finditer(text):
+            for part in (text[start : match.start()], match[0][:1], match[0][1:]):
+                if part:
+                    ids += self.tokenizer(part, add_special_tokens=False)["input_ids"]
+            start = match.end()
+        if text[start:]:
+            ids += self.tokenizer(text[start:], add_special_tokens=False)["input_ids"]
+        return ids
+
     def encode(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        return self._one_bos(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def _one_bos(self, ids: list[int]) -> list[int]:
         bos = self.tokenizer.bos_token_id
         if bos is not None and len(ids) >= 2 and ids[0] == ids[1] == bos:
             ids = ids[1:]  # the template already wrote BOS and the tokenizer added one more
@@ -87,6 +172,27 @@ class PromptBuilder:
                     raise InvalidRequest(f"token ids must be in [0, {vocab})", param="prompt")
                 result.append(list(prompt))
         return result
+
+    def embedding_ids(self, request: EmbeddingRequest) -> list[list[int]]:
+        vocab = len(self.tokenizer)
+        prompts: list[list[int]] = []
+        for item in request.inputs():
+            if isinstance(item, str):
+                ids = self.tokenizer(item, add_special_tokens=True)["input_ids"]
+            else:
+                if any(not 0 <= t < vocab for t in item):
+                    raise InvalidRequest(f"token ids must be in [0, {vocab})", param="input")
+                ids = list(item)
+            if not ids:
+                raise InvalidRequest("input is empty after tokenization", param="input")
+            if len(ids) > self.max_model_len:
+                raise ContextLengthExceeded(
+                    f"This model's maximum context length is {self.max_model_len} "
+                    f"tokens, however you requested {len(ids)} tokens in the input.",
+                    param="input",
+                )
+            prompts.append(ids)
+        return prompts
 
     def max_tokens(self, prompt_len: int, requested: int | None, param: str) -> int:
         """The completion budget; the OpenAI context-length error when it cannot fit."""
@@ -193,6 +299,18 @@ def first_dropped_token(tokenizer: Any, turn_end: str) -> list[int]:
         if spelt.strip() and spelt in turn_end and _dropped(tokenizer, token_id, spelt):
             return [token_id]
     return []
+
+
+def special_texts(tokenizer: Any) -> tuple[str, ...]:
+    """The spellings of a tokenizer's special (control) tokens, as far as it tells them."""
+    texts = set(getattr(tokenizer, "all_special_tokens", None) or ())
+    for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            texts.add(str(added.content))
+    more = getattr(tokenizer, "special_texts", None)
+    if callable(more):
+        texts.update(more())
+    return tuple(sorted(t for t in texts if t))
 
 
 def chat_logprobs(request: ChatCompletionRequest) -> int | None:

@@ -18,6 +18,7 @@ from model_worker.prompts import PromptBuilder, chat_logprobs
 from model_worker.structured import compile_json_schema, from_response_format
 from model_worker.tool_calls import NamedOutput, ToolCalling, ToolOutput, forced_schema
 from protocol.errors import InvalidRequest
+from protocol.limits import InputLimits, check_chat
 from protocol.openai import (
     AssistantMessage,
     ChatChoice,
@@ -39,12 +40,16 @@ class ChatServing:
         prompts: PromptBuilder,
         limiter: AdmissionQueue,
         meter: WorkerMetrics,
+        limits: InputLimits,
+        write_idle_timeout: float = 30.0,
         tools: ToolCalling | None = None,
     ) -> None:
         self.backend = backend
         self.prompts = prompts
         self.limiter = limiter
         self.meter = meter
+        self.limits = limits
+        self.write_idle_timeout = write_idle_timeout
         self.tools = tools
 
     def _outputs(self, req: ChatCompletionRequest, n: int) -> list[ToolOutput | None]:
@@ -74,12 +79,17 @@ class ChatServing:
     async def __call__(
         self, req: ChatCompletionRequest, request: Request, lora: str | None
     ) -> Response:
-        gen = self.prepare(req, lora)
+        check_chat(req, self.limits)
         if self.tools is not None:
             await self.tools.load(req)
         slot = await self.limiter.acquire()
+        try:  # templating and tokenizing: after admission, off the event loop
+            gen = await self.prompts.run(self.prepare, req, lora)
+        except BaseException:
+            slot.release()
+            raise
         if req.stream:
-            return SlotStreamingResponse(self._events(req, gen), slot)
+            return SlotStreamingResponse(self._events(req, gen), slot, self.write_idle_timeout)
         try:
             body = await until_disconnect(request, self._collect(req, gen))
         finally:

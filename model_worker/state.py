@@ -82,10 +82,10 @@ async def open_state(
         stack.push_async_callback(backend.close)
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=CONTROL_TIMEOUT))
     state = build_state(settings, backend, source, client, metrics)
+    stack.callback(state.chat.prompts.close)
     if state.link is not None:
-        stack.push_async_callback(state.link.leave)
-        beat = asyncio.create_task(state.link.run())
-        stack.push_async_callback(_cancel, beat)
+        stack.push_async_callback(state.link.close)
+        stack.push_async_callback(_cancel, state.link.start())
     return state
 
 
@@ -112,6 +112,8 @@ def build_state(
         resolution.template, [source.origin, model_name], settings.tool_call_parser
     )
     prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len, tools)
+    limits = settings.input_limits()
+    idle = settings.write_idle_timeout
     calling = ToolCalling(tools.parser, backend.tokenizer) if tools is not None else None
     if tools is not None:
         logger.info("tools rendered by %s, read by vLLM's %r parser", tools.name, tools.parser)
@@ -123,9 +125,9 @@ def build_state(
         template=resolution.template,
         template_reason=resolution.reason,
         limiter=limiter,
-        chat=ChatServing(backend, prompts, limiter, meter, calling),
-        completion=CompletionServing(backend, prompts, limiter, meter),
-        embedding=EmbeddingServing(backend, prompts, limiter),
+        chat=ChatServing(backend, prompts, limiter, meter, limits, idle, calling),
+        completion=CompletionServing(backend, prompts, limiter, meter, limits, idle),
+        embedding=EmbeddingServing(backend, prompts, limiter, limits),
         link=None,
     )
     if settings.controller_urls:

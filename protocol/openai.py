@@ -22,6 +22,8 @@ from protocol.errors import InvalidRequest
 MAX_TOOLS = 128
 # The most stop strings / stop ids a request may carry; OpenAI allows 4 strings, engines more.
 MAX_STOP = 16
+# The longest stop string: a stop matcher's cost per token grows with it.
+MAX_STOP_CHARS = 256
 # Temperatures below this decode greedily (as in vLLM): dividing logits by them overflows.
 GREEDY_TEMPERATURE = 1e-5
 
@@ -230,6 +232,8 @@ class SamplingFields(OpenAIRequest):
             raise ValueError(f"at most {MAX_STOP} stop sequences are allowed")
         if any(item == "" for item in items):
             raise ValueError("stop sequences must not be empty strings")
+        if any(len(item) > MAX_STOP_CHARS for item in items):
+            raise ValueError(f"stop sequences must be at most {MAX_STOP_CHARS} characters long")
         return value
 
     @model_validator(mode="after")

@@ -16,6 +16,9 @@ import gradio as gr
 
 from webui.arena import VOTE_LABELS, Refused, Round, VoteKind
 from webui.service import Client, WebUI
+from webui.users import HEADER
+
+USER_HEADER = HEADER.decode()
 
 VOTE_IDS: dict[VoteKind, str] = {
     "model_a": "vote-a",
@@ -29,8 +32,11 @@ SIDES = "AB"
 
 
 def client_of(request: gr.Request) -> Client:
+    """The server-verified user (webui.users) and the client address; never Gradio's
+    client-chosen session hash."""
     host = request.client.host if request and request.client else None
-    return Client(session=str(getattr(request, "session_hash", None) or "anonymous"), ip=host)
+    user = request.headers.get(USER_HEADER) if request else None
+    return Client(session=user or f"address:{host}", ip=host)
 
 
 def warn(exc: Exception) -> str:
