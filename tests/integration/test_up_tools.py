@@ -1,4 +1,5 @@
-"""Tool calling through `corral up` on SmolLM2, driven by the real openai SDK and LangChain.
+"""Tool calling through `corral up` on SmolLM2 (hf and llamacpp), driven by the real openai SDK
+and LangChain.
 
 SmolLM2's own chat_template takes no tools, so its ChatML family renders them (hermes) and
 vLLM's hermes parser reads replies. A 135M model rarely decides to call a tool by itself, so
@@ -43,7 +44,7 @@ ASK = {"role": "user", "content": "What is the weather like in Paris today?"}
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 
 
-@pytest.fixture(scope="module", params=["hf"])
+@pytest.fixture(scope="module", params=["hf", "llamacpp"])
 def base_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
