@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from conv_templates import Template, TemplateError
-from conv_templates.tools import ToolTemplate
+from conv_templates.tools import Tools, ToolTemplate
 from model_worker.backends.base import SamplingOptions
 from model_worker.structured import Constraint
 from protocol.errors import ContextLengthExceeded, InvalidRequest
@@ -33,8 +33,8 @@ _MARK = re.compile("\ue000(\\d+)\ue001")
 
 
 class PromptBuilder:
-    """Renders and tokenizes prompts for one model with its one resolved template (and the way
-    it renders tools, None when it cannot).
+    """Renders and tokenizes prompts for one model with its one resolved template (and
+    the way it renders tools, None when it cannot).
 
     Rendering and tokenizing a large request takes a while, so it never runs on the event loop
     (which must keep heartbeating): `run` hands it to a thread of this builder's own. One
@@ -92,39 +92,38 @@ class PromptBuilder:
         calls or results (400 `unsupported` when the model's template cannot express them)."""
         messages = request.messages
         tools = request.active_tools()
-        history = any(m.role == "tool" or m.tool_calls for m in messages)
-        if tools or history:
-            return self._tool_chat_ids(messages, tools)
-        plain = _plain(messages)
+        if tools or any(m.role == "tool" or m.tool_calls for m in messages):
+            if self.tools is None:
+                raise InvalidRequest(
+                    f"template {self.template.name!r} cannot express tools, tool calls or "
+                    "tool results; serve the model with a template that can "
+                    "(`corral templates list`) or its own chat_template",
+                    param="tools" if tools else "messages",
+                    code="unsupported",
+                )
+            plain = _with_calls(messages)
+            offered = [tool.model_dump(exclude_none=True) for tool in tools]
+        else:
+            plain, offered = _plain(messages), None
         found = self._special_re
         if found is not None and any(found.search(m["content"]) for m in plain):
-            return self._chat_ids_escaped(plain)
-        return self.encode(self._render(plain))
+            return self._chat_ids_escaped(plain, offered)
+        return self.encode(self._render(plain, offered))
 
-    def _tool_chat_ids(self, messages: Sequence[ChatMessage], tools: Sequence[Any]) -> list[int]:
-        if self.tools is None:
-            raise InvalidRequest(
-                f"template {self.template.name!r} cannot express tools, tool calls or "
-                "tool results; serve the model with a template that can "
-                "(`corral templates list`) or its own chat_template",
-                param="tools" if tools else "messages",
-                code="unsupported",
-            )
-        offered = [tool.model_dump(exclude_none=True) for tool in tools]
+    def _render(self, messages: list[dict[str, Any]], offered: Tools | None = None) -> str:
+        """The prompt text; with `offered` tools (a list, maybe empty) by the tool template."""
         try:
-            return self.encode(self.tools.render(_with_calls(messages), offered))
-        except TemplateError as exc:
-            raise InvalidRequest(str(exc), param="messages") from exc
-
-    def _render(self, messages: list[dict[str, Any]]) -> str:
-        try:
+            if offered is not None and self.tools is not None:
+                return self.tools.render(messages, offered)
             return self.template.render(messages, add_generation_prompt=True)
         except TemplateError as exc:
             raise InvalidRequest(str(exc), param="messages") from exc
 
-    def _chat_ids_escaped(self, plain: list[dict[str, Any]]) -> list[int]:
+    def _chat_ids_escaped(
+        self, plain: list[dict[str, Any]], offered: Tools | None = None
+    ) -> list[int]:
         marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(plain)]
-        pieces = _MARK.split(self._render(marked))
+        pieces = _MARK.split(self._render(marked, offered))
         if sorted(int(i) for i in pieces[1::2]) != list(range(len(plain))):
             raise InvalidRequest(  # the template changed or dropped a content
                 "message content must not contain the model's special tokens",
