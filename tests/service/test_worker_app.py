@@ -242,6 +242,8 @@ async def test_models_health_and_status(worker: httpx.AsyncClient) -> None:
     assert [m["id"] for m in (await worker.get("/v1/models")).json()["data"]] == ["tiny"]
     assert (await worker.get("/health")).json() == {"status": "ok"}
     status = (await worker.get("/internal/status")).json()
+    (card,) = (await worker.get("/v1/models")).json()["data"]
+    assert card["max_model_len"] == status["context_length"] > 0
     assert status["capacity"] == 2 and status["backend"] == "hf"
     assert status["template"]
 
