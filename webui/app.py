@@ -34,6 +34,27 @@ from webui.state import open_state
 
 logger = logging.getLogger(__name__)
 
+# The vote you cast stays marked after the buttons go grey.
+CSS = """
+button.voted, button.voted:disabled {
+  opacity: 1 !important;
+  outline: 3px solid var(--color-accent);
+  outline-offset: 2px;
+  font-weight: 700;
+}
+button.voted::before { content: "\\2713  "; }
+"""
+
+# On load: the notices are live regions, so screen readers read errors and the reveal.
+JS = """
+() => {
+  for (const el of document.querySelectorAll('.notice')) {
+    el.setAttribute('aria-live', 'polite');
+    el.setAttribute('role', 'status');
+  }
+}
+"""
+
 
 def create_app(
     settings: WebUISettings,
@@ -62,7 +83,7 @@ def create_app(
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
     blocks = build_blocks(current, settings)
     return gr.mount_gradio_app(
-        app, blocks, path="/", footer_links=[], run_history=False, theme=theme
+        app, blocks, path="/", footer_links=[], run_history=False, theme=theme, css=CSS, js=JS
     )
 
 
@@ -86,9 +107,9 @@ def build_blocks(ui: Callable[[], WebUI], settings: WebUISettings) -> gr.Blocks:
     with gr.Blocks(title="Corral arena", analytics_enabled=False) as blocks:
         gr.Markdown("# Corral: chat with models, judge them side by side")
         with gr.Tab("Arena (battle)", id="battle"):
-            arena_tab(ui, "battle", blocks)
+            arena_tab(ui, "battle", blocks, settings.max_turns)
         with gr.Tab("Arena (side-by-side)", id="side"):
-            arena_tab(ui, "side", blocks)
+            arena_tab(ui, "side", blocks, settings.max_turns)
         with gr.Tab("Chat", id="chat"):
             chat_tab(ui, settings, blocks)
         with gr.Tab("Leaderboard", id="leaderboard") as board_tab:

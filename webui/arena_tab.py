@@ -3,6 +3,12 @@ them, and which `WebUI` action each button runs.
 
 A tab keeps its `Round` in a `gr.State`; every event redraws the whole tab from it with
 `ArenaView.render`, so no handler updates components one by one.
+
+A send draws the prompt at once (echoed, box cleared, controls off, a "Thinking..." clock),
+before any token. Stop, New round and a model change stop the running generation and wait for
+it to end before they draw, so its last update can never land on top of theirs (no Gradio
+`cancels`: a cancelled generator's late update froze the page). After a send or a vote, focus
+goes back where the keyboard user continues.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from typing import Any
 
 import gradio as gr
 
-from webui.arena import VOTE_LABELS, Refused, Round, VoteKind
-from webui.service import Client, WebUI
+from webui.arena import VOTE_LABELS, Phase, Refused, Round, VoteKind
+from webui.service import Client, Duplicate, WebUI
 
 VOTE_IDS: dict[VoteKind, str] = {
     "model_a": "vote-a",
@@ -26,6 +32,35 @@ VOTE_IDS: dict[VoteKind, str] = {
 # Events are private to the page (no API), and Gradio's own progress display is hidden.
 EVENT: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
 SIDES = "AB"
+
+
+def focus(elem_id: str) -> str:
+    """Client-side: put the keyboard focus on the element (or the textarea inside it), once
+    the page has drawn the update that enables it (tried for a second)."""
+    return (
+        "() => { let tries = 0; const go = () => { "
+        f"const el = document.querySelector('#{elem_id} textarea, button#{elem_id}'); "
+        "if (el && !el.disabled) { el.focus(); if (document.activeElement === el) return; } "
+        "if (tries++ < 20) setTimeout(go, 50); }; go(); }"
+    )
+
+
+def skip(count: int) -> list[Any]:
+    """Updates that change nothing (a dropped duplicate submission)."""
+    return [gr.skip() for _ in range(count)]
+
+
+def turn_hint(turns: int, max_turns: int, send_word: str) -> str:
+    """The prompt box's placeholder: the turn counter, before the limit bites."""
+    if turns >= max_turns:
+        return f"Turn limit reached ({max_turns} of {max_turns})"
+    return f"{send_word} (turn {turns + 1} of {max_turns})"
+
+
+def limit_notice(turns: int, max_turns: int, what: str) -> str:
+    if turns >= max_turns:
+        return f"This conversation reached its limit of {max_turns} turns: {what}."
+    return ""
 
 
 def client_of(request: gr.Request) -> Client:
@@ -49,8 +84,10 @@ class ArenaView:
     votes: dict[VoteKind, gr.Button]
     box: gr.Textbox
     send: gr.Button
+    stop: gr.Button
     regen: gr.Button
     new: gr.Button
+    max_turns: int
 
     @property
     def anonymous(self) -> bool:
@@ -64,14 +101,23 @@ class ArenaView:
             *self.chats,
             self.box,
             self.send,
+            self.stop,
             self.regen,
+            self.new,
             *self.votes.values(),
         ]
 
     def render(self, rnd: Round | None, message: str, clear: bool = False) -> list[Any]:
-        """Updates for `outputs`: the round's sides, the notice, which controls are live."""
-        box_update = gr.update(interactive=rnd is None or rnd.can_send)
-        if clear:
+        """Updates for `outputs`: the round's sides, the notice, which controls are live.
+        `clear` empties the prompt box, unless the turn failed: then its prompt goes back."""
+        turns = 0 if rnd is None else rnd.kept_turns
+        box_update = gr.update(
+            interactive=rnd is None or rnd.can_send,
+            placeholder=turn_hint(turns, self.max_turns, "Type a prompt and press Enter"),
+        )
+        if rnd is not None and rnd.phase is Phase.FAILED and clear:
+            box_update["value"] = rnd.last_prompt
+        elif clear:
             box_update["value"] = ""
         if rnd is None:
             sides = [gr.update(value=[], label=f"Model {s}") for s in SIDES]
@@ -79,26 +125,39 @@ class ArenaView:
         else:
             sides = [gr.update(value=rnd.sides[i].display(), label=rnd.label(i)) for i in (0, 1)]
             flags = (rnd.can_send, rnd.can_regenerate, rnd.can_vote)
+            if rnd.phase is Phase.READY:
+                ended = limit_notice(turns, self.max_turns, "vote, then start a new round")
+                message = " ".join(filter(None, [message, ended]))
+        generating = rnd is not None and rnd.phase is Phase.GENERATING
+        voted = rnd is not None and rnd.phase is Phase.VOTED
         return [
             rnd,
             message,
             *sides,
             box_update,
             gr.update(interactive=flags[0]),
+            gr.update(interactive=generating),
             gr.update(interactive=flags[1]),
-            *[gr.update(interactive=flags[2]) for _ in self.votes],
+            gr.update(variant="primary" if voted else "secondary"),  # the next step
+            *[
+                gr.update(
+                    interactive=flags[2],
+                    elem_classes=["voted"] if rnd is not None and rnd.vote == kind else [],
+                )
+                for kind in self.votes
+            ],
         ]
 
 
-def arena_tab(ui: Callable[[], WebUI], prefix: str, blocks: gr.Blocks) -> None:
+def arena_tab(ui: Callable[[], WebUI], prefix: str, blocks: gr.Blocks, max_turns: int) -> None:
     """Build one arena tab inside the current `gr.Tab` and wire its events."""
-    view = _components(prefix)
-    running = _wire_turns(view, ui)
+    view = _components(prefix, max_turns)
+    _wire_turns(view, ui)
     _wire_votes(view, ui)
-    _wire_rounds(view, ui, blocks, running)
+    _wire_rounds(view, ui, blocks)
 
 
-def _components(prefix: str) -> ArenaView:
+def _components(prefix: str, max_turns: int) -> ArenaView:
     state = gr.State(None)
     picks: list[gr.Dropdown] = []
     if prefix == "battle":
@@ -111,7 +170,6 @@ def _components(prefix: str) -> ArenaView:
             picks = [
                 gr.Dropdown(label=f"Model {s}", elem_id=f"{prefix}-pick-{s.lower()}") for s in SIDES
             ]
-    notice = gr.Markdown(elem_id=f"{prefix}-notice")
     with gr.Row():
         chats = [
             gr.Chatbot(
@@ -122,6 +180,8 @@ def _components(prefix: str) -> ArenaView:
             )
             for s in SIDES
         ]
+    # Next to the vote bar, where the user looks after a vote (on a phone too); read out.
+    notice = gr.Markdown(elem_id=f"{prefix}-notice", elem_classes=["notice"])
     with gr.Row():
         votes = {
             kind: gr.Button(label, elem_id=f"{prefix}-{VOTE_IDS[kind]}", interactive=False)
@@ -129,16 +189,20 @@ def _components(prefix: str) -> ArenaView:
         }
     with gr.Row():
         box = gr.Textbox(
+            label="Your prompt",
             show_label=False,
-            placeholder="Type a prompt and press Enter",
+            placeholder=turn_hint(0, max_turns, "Type a prompt and press Enter"),
             elem_id=f"{prefix}-input",
             scale=5,
         )
         send = gr.Button("Send", variant="primary", elem_id=f"{prefix}-send", scale=1)
     with gr.Row():
+        stop = gr.Button("Stop", elem_id=f"{prefix}-stop", interactive=False)
         regen = gr.Button("Regenerate", elem_id=f"{prefix}-regenerate", interactive=False)
         new = gr.Button("New round", elem_id=f"{prefix}-new")
-    return ArenaView(prefix, state, picks, notice, chats, votes, box, send, regen, new)
+    return ArenaView(
+        prefix, state, picks, notice, chats, votes, box, send, stop, regen, new, max_turns
+    )
 
 
 async def _fresh(view: ArenaView, ui: WebUI, chosen: tuple[str | None, ...]) -> Round:
@@ -147,19 +211,30 @@ async def _fresh(view: ArenaView, ui: WebUI, chosen: tuple[str | None, ...]) -> 
     return await ui.new_side_by_side(*chosen)
 
 
-def _wire_turns(view: ArenaView, ui: Callable[[], WebUI]) -> list[dict[str, Any]]:
-    """Send (button or Enter) and regenerate; returns their events, which a new round stops."""
+def _wire_turns(view: ArenaView, ui: Callable[[], WebUI]) -> None:
+    """Send (button or Enter), regenerate and stop."""
+    quiet = skip(len(view.outputs))
 
     async def send_updates(
         prompt: str, rnd: Round | None, chosen: tuple[str | None, ...], request: gr.Request
     ) -> AsyncGenerator[list[Any], None]:
+        client = client_of(request)
+        try:
+            run = ui().claim(client, view.prefix, prompt)
+        except Duplicate:  # Enter then Send: one submission
+            yield quiet
+            return
         try:
             rnd = rnd or await _fresh(view, ui(), chosen)
-            async with contextlib.aclosing(ui().send(rnd, prompt, client_of(request))) as notices:
+            run.conversation = rnd
+            async with contextlib.aclosing(ui().send(rnd, prompt, client, run)) as notices:
                 async for message in notices:
-                    yield view.render(rnd, message, clear=True)
+                    if not run.stopped:  # once stopped, whoever stopped it draws the page
+                        yield view.render(rnd, message, clear=True)
         except Refused as exc:
             yield view.render(rnd, warn(exc))
+        finally:
+            ui().release(run)
 
     async def on_send_battle(
         prompt: str, rnd: Round | None, request: gr.Request
@@ -178,22 +253,38 @@ def _wire_turns(view: ArenaView, ui: Callable[[], WebUI]) -> list[dict[str, Any]
     async def on_regenerate(
         rnd: Round | None, request: gr.Request
     ) -> AsyncGenerator[list[Any], None]:
+        client = client_of(request)
+        try:
+            run = ui().claim(client, view.prefix)
+        except Duplicate:
+            yield quiet
+            return
         try:
             if rnd is None:
                 raise Refused("There is no answer to regenerate yet.")
-            async with contextlib.aclosing(ui().regenerate(rnd, client_of(request))) as notices:
+            run.conversation = rnd
+            async with contextlib.aclosing(ui().regenerate(rnd, client, run)) as notices:
                 async for message in notices:
-                    yield view.render(rnd, message)
+                    if not run.stopped:
+                        yield view.render(rnd, message, clear=True)
         except Refused as exc:
             yield view.render(rnd, warn(exc))
+        finally:
+            ui().release(run)
+
+    async def on_stop(rnd: Round | None, request: gr.Request) -> list[Any]:
+        stopped = await ui().stop(client_of(request), view.prefix)
+        if not isinstance(stopped, Round):
+            return view.render(rnd, "")
+        return view.render(stopped, "Stopped: what was written so far stays.", clear=True)
 
     on_send = on_send_battle if view.anonymous else on_send_named
     inputs = [view.box, view.state, *view.picks]
-    return [
-        view.send.click(on_send, inputs, view.outputs, **EVENT),
-        view.box.submit(on_send, inputs, view.outputs, **EVENT),
-        view.regen.click(on_regenerate, [view.state], view.outputs, **EVENT),
-    ]
+    back_to_box = focus(f"{view.prefix}-input")
+    for event in (view.send.click, view.box.submit):
+        event(on_send, inputs, view.outputs, **EVENT).then(None, js=back_to_box)
+    view.regen.click(on_regenerate, [view.state], view.outputs, **EVENT).then(None, js=back_to_box)
+    view.stop.click(on_stop, [view.state], view.outputs, **EVENT).then(None, js=back_to_box)
 
 
 def _wire_votes(view: ArenaView, ui: Callable[[], WebUI]) -> None:
@@ -208,30 +299,39 @@ def _wire_votes(view: ArenaView, ui: Callable[[], WebUI]) -> None:
 
         return vote
 
+    # after a vote the round is over: the keyboard goes on to New round
     for kind, button in view.votes.items():
-        button.click(on_vote(kind), [view.state], view.outputs, **EVENT)
+        button.click(on_vote(kind), [view.state], view.outputs, **EVENT).then(
+            None, js=focus(f"{view.prefix}-new")
+        )
 
 
-def _wire_rounds(
-    view: ArenaView, ui: Callable[[], WebUI], blocks: gr.Blocks, running: list[dict[str, Any]]
-) -> None:
+def _wire_rounds(view: ArenaView, ui: Callable[[], WebUI], blocks: gr.Blocks) -> None:
     """A new round (button, or another model picked) stops what streams for the old one."""
 
-    async def on_new(*chosen: str | None) -> list[Any]:
+    async def fresh(request: gr.Request, chosen: tuple[str | None, ...]) -> list[Any]:
+        await ui().stop(client_of(request), view.prefix)
         if view.anonymous:
-            return view.render(None, "New round: two new anonymous models will answer.")
+            return view.render(None, "New round: a fresh pair of anonymous models will answer.")
         try:
             return view.render(await _fresh(view, ui(), chosen), "New round.")
         except Refused as exc:
             return view.render(None, warn(exc))
 
-    view.new.click(on_new, view.picks, view.outputs, cancels=running, **EVENT)
-    for chat in view.chats:  # the chatbot's trash icon only clears the screen: redraw the round
-        chat.clear(lambda rnd: view.render(rnd, ""), [view.state], view.outputs, **EVENT)
+    async def on_new_battle(request: gr.Request) -> list[Any]:
+        return await fresh(request, ())
+
+    async def on_new_named(a: str | None, b: str | None, request: gr.Request) -> list[Any]:
+        return await fresh(request, (a, b))
+
+    on_new = on_new_battle if view.anonymous else on_new_named
+    view.new.click(on_new, view.picks, view.outputs, **EVENT).then(
+        None, js=focus(f"{view.prefix}-input")
+    )
     if not view.picks:
         return
     for pick in view.picks:
-        pick.change(on_new, view.picks, view.outputs, cancels=running, **EVENT)
+        pick.change(on_new, view.picks, view.outputs, **EVENT)
 
     async def load_models() -> list[Any]:
         served = await ui().models()
