@@ -106,13 +106,9 @@ async def phase(
             ok = False
             try:
                 async with session.post(url, json=BODY) as r:
-                    async for line in r.content:
-                        if ttft is None and line.startswith(b"data: {") and b'"role"' not in line:
-                            ttft = time.perf_counter() - start
-                        if line.startswith(b"data: [DONE]"):
-                            ok = r.status == 200
-                        if b'"error"' in line:
-                            ok = False
+                    ok, ttft, error = await read_stream(r, start)
+                if error:
+                    results["errors"][error] = results["errors"].get(error, 0) + 1
             except (aiohttp.ClientError, TimeoutError) as exc:
                 results["errors"][type(exc).__name__] = (
                     results["errors"].get(type(exc).__name__, 0) + 1
@@ -127,6 +123,33 @@ async def phase(
     await asyncio.gather(*(client(i) for i in range(clients)))
     results["seconds"] = time.monotonic() - began
     return results
+
+
+async def read_stream(
+    r: aiohttp.ClientResponse, start: float
+) -> tuple[bool, float | None, str | None]:
+    """(succeeded, time to the first token, what went wrong). A stream succeeds only with a
+    200, at least one token, no error event, and `[DONE]` at the end; an error event followed
+    by `[DONE]` (how the gateway ends a failed stream) is a failure."""
+    if r.status != 200:
+        return False, None, f"status {r.status}"
+    ttft = None
+    done = False
+    error = None
+    async for line in r.content:
+        if not line.startswith(b"data: "):
+            continue
+        if line.startswith(b"data: [DONE]"):
+            done = True
+        elif b'"error"' in line and line.startswith(b'data: {"error"'):
+            error = error or f"error event: {json.loads(line[6:])['error'].get('code')}"
+        elif ttft is None and b'"role"' not in line:
+            ttft = time.perf_counter() - start
+    if error is None and not done:
+        error = "no [DONE]"
+    if error is None and ttft is None:
+        error = "no token"
+    return error is None, ttft, error
 
 
 def summary(results: dict) -> dict:

@@ -22,5 +22,10 @@ def create_app(settings: ControllerSettings, *, registry: Registry | None = None
         return await open_state(settings, stack, metrics, registry)
 
     return service_app(
-        title="Corral controller", routes=ROUTES, metrics=metrics, open_state=open_controller
+        title="Corral controller",
+        routes=ROUTES,
+        metrics=metrics,
+        open_state=open_controller,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import Depends
@@ -24,8 +23,8 @@ from protocol.control import (
     WorkerRegistration,
     WorkerStatus,
 )
-from protocol.errors import AuthenticationFailed
 from servekit.app import service_state
+from servekit.guard import require_bearer
 from servekit.http import parse_body
 
 
@@ -39,12 +38,7 @@ def _controller(request: Request) -> Controller:
 
 async def require_secret(request: Request) -> None:
     """When a control secret is set, every /internal call must carry it as a bearer token."""
-    secret = _state(request).settings.control_secret
-    if not secret:
-        return
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {secret}".encode()):
-        raise AuthenticationFailed("missing or wrong control-plane secret", code="invalid_secret")
+    require_bearer(request, _state(request).settings.control_secret)
 
 
 async def register(body: WorkerRegistration, request: Request) -> dict[str, bool]:
@@ -66,8 +60,8 @@ async def deregister(body: Deregistration, request: Request) -> dict[str, bool]:
 async def dispatch(request: Request) -> Response:
     await require_secret(request)
     body, _ = await parse_body(request, DispatchRequest)
-    request.state.model = body.model
     reply = await _controller(request).dispatch(body)
+    request.state.model = body.model  # only a model with a worker: a bounded metric label
     return Response(reply.model_dump_json(), media_type="application/json")
 
 

@@ -56,8 +56,24 @@ class Controller:
         )
 
     def _check_url(self, url: str) -> None:
+        """A worker URL is `http(s)://host:port` and nothing else (no user, path, query or
+        fragment a relayed request could be steered with), on an allowed host."""
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or port is None
+            or parts.username is not None
+            or parts.password is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or url != url.strip()
+        ):
             raise InvalidRequest(f"worker url {url!r} must be http(s)://host:port", param="url")
         if "*" not in self._allowed and parts.hostname.lower() not in self._allowed:
             raise PermissionDenied(
@@ -83,6 +99,7 @@ class Controller:
             if w.healthy
             and request.endpoint in w.registration.capabilities
             and w.worker_id not in request.exclude
+            and self._url_ok(w)
         ]
         if not candidates:
             try:
@@ -96,6 +113,16 @@ class Controller:
         if self._metrics is not None:
             self._metrics.dispatches.labels(request.model, chosen.worker_id, self.policy).inc()
         return DispatchReply(worker_id=chosen.worker_id, url=chosen.registration.url)
+
+    def _url_ok(self, worker: WorkerRecord) -> bool:
+        """Checked again at dispatch: a record in a shared store may not have come through
+        `register` (or the allowed hosts changed since)."""
+        try:
+            self._check_url(worker.registration.url)
+        except CorralError as exc:
+            logger.warning("not dispatching to worker %s: %s", worker.worker_id, exc.message)
+            return False
+        return True
 
     async def _no_worker(self, request: DispatchRequest, workers: list[WorkerRecord]) -> None:
         if not workers and request.model not in await self.registry.known_models():

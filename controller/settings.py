@@ -8,7 +8,14 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from controller.dispatch import POLICIES
-from servekit.settings import OneOf, ServiceSettings, store_url_field
+from servekit.settings import (
+    OneOf,
+    ServiceSettings,
+    allowed_hosts_field,
+    control_secret_field,
+    insecure_field,
+    store_url_field,
+)
 
 ENV_PREFIX = "CORRAL_CONTROLLER_"
 
@@ -28,9 +35,9 @@ class ControllerSettings(ServiceSettings):
         ENV_PREFIX,
         "redis://host:port/db to share state with other controllers; unset: embedded",
     )
-    control_secret: str | None = Field(
-        default=None, description="shared secret workers and gateways must present"
-    )
+    control_secret: str | None = control_secret_field(ENV_PREFIX)
+    allowed_hosts: list[str] = allowed_hosts_field()
+    insecure: bool = insecure_field()
     allowed_worker_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="host a worker URL may point at ('*' allows any)",

@@ -38,6 +38,8 @@ def create_app(
         metrics=metrics,
         open_state=open_worker,
         body_models=BODY_MODELS,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )
     app.add_exception_handler(BackendError, _engine_failed)
     return app
@@ -51,4 +53,4 @@ async def leave_controller(app: FastAPI) -> None:
     """Shutdown began: leave the registry before draining, so nothing new is routed here."""
     state = app_state(app, WorkerState)
     if state is not None and state.link is not None:
-        await state.link.leave()
+        await state.link.close()

@@ -7,6 +7,7 @@ import sys
 
 from model_worker.settings import WorkerSettings
 from servekit.cliargs import add_settings_arguments, settings_from_args
+from servekit.settings import refuse_open_exposure
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args, WorkerSettings)
     configure_logging(settings.log_level)
+    refuse_open_exposure("worker", settings.host, settings.control_secret, settings.insecure)
     # Backends decode in threads that hold the GIL between torch ops; the default 5 ms switch
     # interval then delays the event loop (and every streamed token) by up to 5 ms a turn.
     sys.setswitchinterval(0.0005)

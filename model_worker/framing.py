@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from starlette.responses import StreamingResponse
 
 from model_worker.backends.base import BackendError, TokenLogprob
@@ -47,13 +48,35 @@ async def guarded_stream(events: AsyncIterator[bytes], slot: Slot) -> AsyncItera
 
 
 class SlotStreamingResponse(StreamingResponse):
-    """A stream that frees its admission slot even if the client left before it started."""
+    """A stream that frees its admission slot even if the client left before it started.
 
-    def __init__(self, content: AsyncIterator[bytes], slot: Slot) -> None:
+    Every send has `write_idle_timeout` seconds: a client that stops reading (its socket
+    buffers full) loses the stream, which aborts the generation and frees the slot.
+    """
+
+    def __init__(
+        self, content: AsyncIterator[bytes], slot: Slot, write_idle_timeout: float = 30.0
+    ) -> None:
         super().__init__(
             guarded_stream(content, slot), media_type="text/event-stream", headers=SSE_HEADERS
         )
         self.slot = slot
+        self.write_idle_timeout = write_idle_timeout
+
+    async def stream_response(self, send: Any) -> None:
+        idle = self.write_idle_timeout
+
+        async def timed_send(message: Any) -> None:
+            with anyio.fail_after(idle):
+                await send(message)
+
+        try:
+            await super().stream_response(timed_send)
+        except TimeoutError:
+            logger.warning("client stopped reading for %.0f s; stream dropped", idle)
+        finally:
+            self.slot.release()
+            await _aclose(self.body_iterator)  # type: ignore[arg-type]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:

@@ -24,11 +24,27 @@ from protocol.openai import (
     ModelList,
 )
 from servekit.app import service_state
+from servekit.guard import require_bearer
 from servekit.http import json_body_doc, parse_body
 
 
 def _state(request: Request) -> WorkerState:
     return service_state(request, WorkerState)
+
+
+def _caller(request: Request) -> WorkerState:
+    """The state, once the caller may use the OpenAI endpoints: with a control secret set,
+    only its holders (the gateways) may, unless the worker is `--public`."""
+    state = _state(request)
+    if not state.settings.public:
+        require_bearer(request, state.settings.control_secret)
+    return state
+
+
+def _internal(request: Request) -> WorkerState:
+    state = _state(request)
+    require_bearer(request, state.settings.control_secret)
+    return state
 
 
 def _check_model(state: WorkerState, model: str) -> None:
@@ -50,41 +66,45 @@ def _check_generates(state: WorkerState) -> None:
 
 
 async def chat_completions(request: Request) -> Response:
+    state = _caller(request)
     body, _ = await parse_body(request, ChatCompletionRequest)
-    request.state.model = body.model
-    state = _state(request)
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     _check_generates(state)
     return await state.chat(body, request, state.lora_for(body.model))
 
 
 async def completions(request: Request) -> Response:
+    state = _caller(request)
     body, _ = await parse_body(request, CompletionRequest)
-    request.state.model = body.model
-    state = _state(request)
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     _check_generates(state)
     return await state.completion(body, request, state.lora_for(body.model))
 
 
 async def embeddings(request: Request) -> Response:
+    state = _caller(request)
     body, _ = await parse_body(request, EmbeddingRequest)
-    request.state.model = body.model
-    state = _state(request)
     _check_model(state, body.model)
+    request.state.model = body.model  # a served model: a bounded metric label
     return await state.embedding(body, request)
 
 
 async def models(request: Request) -> ModelList:
-    state = _state(request)
+    state = _caller(request)
     length = state.backend.max_model_len or None  # 0 until the engine has loaded
     return ModelList(data=[ModelCard(id=m, max_model_len=length) for m in state.served_models()])
 
 
 async def health(request: Request) -> dict[str, Any]:
+    """Alive: the engine is healthy and the heartbeat loop runs (a worker whose loop died
+    left the registry for good: a supervisor should restart it)."""
     state = _state(request)
     if not state.backend.healthy():
         raise ServiceUnavailable("model engine is not healthy", code="engine_unhealthy")
+    if state.link is not None and state.link.dead():
+        raise ServiceUnavailable("the heartbeat to the controller stopped", code="heartbeat_dead")
     return {"status": "ok"}
 
 
@@ -93,13 +113,15 @@ async def ready(request: Request) -> dict[str, Any]:
     state = _state(request)
     if not state.backend.healthy():
         raise ServiceUnavailable("model engine is not healthy", code="engine_unhealthy")
+    if state.link is not None and state.link.dead():
+        raise ServiceUnavailable("the heartbeat to the controller stopped", code="heartbeat_dead")
     if state.link is not None and not state.link.registered:
         raise ServiceUnavailable("not registered with a controller yet", code="not_registered")
     return {"status": "ready"}
 
 
 async def status(request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = _internal(request)
     return {
         "worker_id": state.worker_id,
         "models": state.served_models(),
@@ -118,7 +140,7 @@ async def status(request: Request) -> dict[str, Any]:
 
 
 async def template(request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = _internal(request)
     return {"reason": state.template_reason, **state.template.describe()}
 
 

@@ -15,6 +15,8 @@ from model_worker.framing import SlotStreamingResponse, to_chat_logprobs
 from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder, chat_logprobs
+from model_worker.structured import from_response_format
+from protocol.limits import InputLimits, check_chat
 from protocol.openai import (
     AssistantMessage,
     ChatChoice,
@@ -34,25 +36,37 @@ class ChatServing:
         prompts: PromptBuilder,
         limiter: AdmissionQueue,
         meter: WorkerMetrics,
+        limits: InputLimits,
+        write_idle_timeout: float = 30.0,
     ) -> None:
         self.backend = backend
         self.prompts = prompts
         self.limiter = limiter
         self.meter = meter
+        self.limits = limits
+        self.write_idle_timeout = write_idle_timeout
 
     def prepare(self, req: ChatCompletionRequest, lora: str | None) -> GenerationRequest:
         ids = self.prompts.chat_ids(req.messages)
         max_tokens = self.prompts.max_tokens(len(ids), req.requested_max_tokens(), "messages")
-        opts = self.prompts.options(req, max_tokens, chat_logprobs(req), chat=True)
+        constraint = from_response_format(req.response_format)
+        opts = self.prompts.options(
+            req, max_tokens, chat_logprobs(req), chat=True, constraint=constraint
+        )
         return GenerationRequest(f"chatcmpl-{uuid.uuid4().hex}", ids, opts, lora)
 
     async def __call__(
         self, req: ChatCompletionRequest, request: Request, lora: str | None
     ) -> Response:
-        gen = self.prepare(req, lora)
+        check_chat(req, self.limits)
         slot = await self.limiter.acquire()
+        try:  # templating and tokenizing: after admission, off the event loop
+            gen = await self.prompts.run(self.prepare, req, lora)
+        except BaseException:
+            slot.release()
+            raise
         if req.stream:
-            return SlotStreamingResponse(self._events(req, gen), slot)
+            return SlotStreamingResponse(self._events(req, gen), slot, self.write_idle_timeout)
         try:
             body = await until_disconnect(request, self._collect(req, gen))
         finally:

@@ -16,6 +16,7 @@ from model_worker.limiter import AdmissionQueue
 from model_worker.observe import WorkerMetrics
 from model_worker.prompts import PromptBuilder
 from protocol.errors import InvalidRequest
+from protocol.limits import InputLimits, check_completion
 from protocol.openai import (
     CompletionChoice,
     CompletionLogprobs,
@@ -34,11 +35,15 @@ class CompletionServing:
         prompts: PromptBuilder,
         limiter: AdmissionQueue,
         meter: WorkerMetrics,
+        limits: InputLimits,
+        write_idle_timeout: float = 30.0,
     ) -> None:
         self.backend = backend
         self.prompts = prompts
         self.limiter = limiter
         self.meter = meter
+        self.limits = limits
+        self.write_idle_timeout = write_idle_timeout
 
     def prepare(self, req: CompletionRequest, lora: str | None) -> list[GenerationRequest]:
         if req.echo and req.logprobs is not None:
@@ -54,10 +59,15 @@ class CompletionServing:
     async def __call__(
         self, req: CompletionRequest, request: Request, lora: str | None
     ) -> Response:
-        gens = self.prepare(req, lora)
+        check_completion(req, self.limits)
         slot = await self.limiter.acquire()
+        try:  # templating and tokenizing: after admission, off the event loop
+            gens = await self.prompts.run(self.prepare, req, lora)
+        except BaseException:
+            slot.release()
+            raise
         if req.stream:
-            return SlotStreamingResponse(self._events(req, gens), slot)
+            return SlotStreamingResponse(self._events(req, gens), slot, self.write_idle_timeout)
         try:
             body = await until_disconnect(request, self._collect(req, gens))
         finally:

@@ -11,16 +11,24 @@ from starlette.responses import JSONResponse, Response
 from model_worker.backends.base import Backend
 from model_worker.limiter import AdmissionQueue
 from model_worker.prompts import PromptBuilder
-from protocol.errors import ContextLengthExceeded, InvalidRequest
+from protocol.errors import InvalidRequest
+from protocol.limits import InputLimits, check_embedding
 from protocol.openai import EmbeddingData, EmbeddingRequest, EmbeddingResponse, Usage
 from servekit.http import until_disconnect
 
 
 class EmbeddingServing:
-    def __init__(self, backend: Backend, prompts: PromptBuilder, limiter: AdmissionQueue) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        prompts: PromptBuilder,
+        limiter: AdmissionQueue,
+        limits: InputLimits,
+    ) -> None:
         self.backend = backend
         self.prompts = prompts
         self.limiter = limiter
+        self.limits = limits
 
     async def __call__(self, req: EmbeddingRequest, request: Request) -> Response:
         if not self.backend.can_embed:
@@ -29,30 +37,10 @@ class EmbeddingServing:
                 param="model",
                 code="embeddings_not_supported",
             )
-        if req.dimensions is not None:
-            raise InvalidRequest(
-                "this model does not support choosing embedding dimensions", param="dimensions"
-            )
-        prompts: list[list[int]] = []
-        vocab = len(self.prompts.tokenizer)
-        for item in req.inputs():
-            if isinstance(item, str):
-                ids = self.prompts.tokenizer(item, add_special_tokens=True)["input_ids"]
-            else:
-                if any(not 0 <= t < vocab for t in item):
-                    raise InvalidRequest(f"token ids must be in [0, {vocab})", param="input")
-                ids = list(item)
-            if not ids:
-                raise InvalidRequest("input is empty after tokenization", param="input")
-            if len(ids) > self.prompts.max_model_len:
-                raise ContextLengthExceeded(
-                    f"This model's maximum context length is {self.prompts.max_model_len} "
-                    f"tokens, however you requested {len(ids)} tokens in the input.",
-                    param="input",
-                )
-            prompts.append(ids)
+        check_embedding(req, self.limits)
         slot = await self.limiter.acquire()
         try:
+            prompts = await self.prompts.run(self.prompts.embedding_ids, req)
             vectors = await until_disconnect(request, self.backend.embed(prompts))
         finally:
             slot.release()

@@ -8,11 +8,26 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from model_worker.backends import BACKEND_CHOICES
-from servekit.settings import OneOf, ServiceSettings
+from protocol.limits import (
+    DEFAULT_MAX_CHOICES,
+    DEFAULT_MAX_EMBEDDING_INPUTS,
+    DEFAULT_MAX_INPUT_CHARS,
+    DEFAULT_MAX_PROMPTS,
+    InputLimits,
+)
+from servekit.settings import (
+    OneOf,
+    ServiceSettings,
+    allowed_hosts_field,
+    control_secret_field,
+    insecure_field,
+)
+
+ENV_PREFIX = "CORRAL_WORKER_"
 
 
 class WorkerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CORRAL_WORKER_")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     model_path: str = Field(
         default="smollm2",
@@ -39,8 +54,13 @@ class WorkerSettings(ServiceSettings):
         description="controller base URL",
         json_schema_extra={"flag": "--controller-url", "metavar": "URL"},
     )
-    control_secret: str | None = Field(
-        default=None, description="shared secret for the controller's control plane"
+    control_secret: str | None = control_secret_field(ENV_PREFIX)
+    allowed_hosts: list[str] = allowed_hosts_field()
+    insecure: bool = insecure_field()
+    public: bool = Field(
+        default=False,
+        description="serve the OpenAI endpoints to anyone, not only to holders of the control "
+        "secret (the gateways)",
     )
     heartbeat_interval: float = Field(
         default=2.0, gt=0, description="seconds between heartbeats to the controller"
@@ -68,6 +88,31 @@ class WorkerSettings(ServiceSettings):
     )
     max_model_len: int | None = Field(
         default=None, ge=16, description="context length; unset: the model's"
+    )
+    max_prompts: int = Field(
+        default=DEFAULT_MAX_PROMPTS, ge=1, description="completions with more prompts get 400"
+    )
+    max_choices: int = Field(
+        default=DEFAULT_MAX_CHOICES,
+        ge=1,
+        description="completions asking for more prompts x n get 400",
+    )
+    max_embedding_inputs: int = Field(
+        default=DEFAULT_MAX_EMBEDDING_INPUTS,
+        ge=1,
+        description="embedding requests with more inputs get 400",
+    )
+    max_input_chars: int = Field(
+        default=DEFAULT_MAX_INPUT_CHARS,
+        ge=1,
+        description="requests with more characters (or token ids) in all their prompts, "
+        "messages or inputs get 400",
+    )
+    write_idle_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a client may stop reading a stream before it is dropped (and "
+        "its generation aborted)",
     )
     # vLLM engine options (ignored by the hf backend)
     tensor_parallel_size: int = Field(default=1, ge=1, description="vllm: GPUs per model")
@@ -99,3 +144,8 @@ class WorkerSettings(ServiceSettings):
 
     def address(self) -> str:
         return self.worker_address or f"http://{self.host}:{self.port}"
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            self.max_prompts, self.max_choices, self.max_embedding_inputs, self.max_input_chars
+        )

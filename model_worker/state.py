@@ -80,10 +80,10 @@ async def open_state(
         stack.push_async_callback(backend.close)
     client = await stack.enter_async_context(httpx.AsyncClient(timeout=CONTROL_TIMEOUT))
     state = build_state(settings, backend, source, client, metrics)
+    stack.callback(state.chat.prompts.close)
     if state.link is not None:
-        stack.push_async_callback(state.link.leave)
-        beat = asyncio.create_task(state.link.run())
-        stack.push_async_callback(_cancel, beat)
+        stack.push_async_callback(state.link.close)
+        stack.push_async_callback(_cancel, state.link.start())
     return state
 
 
@@ -105,6 +105,8 @@ def build_state(
     limiter = AdmissionQueue(settings.capacity or backend.capacity, settings.max_queued)
     meter = WorkerMetrics(metrics, limiter, backend.running)
     prompts = PromptBuilder(backend.tokenizer, resolution.template, backend.max_model_len)
+    limits = settings.input_limits()
+    idle = settings.write_idle_timeout
     state = WorkerState(
         settings=settings,
         worker_id=f"{model_name}-{uuid.uuid4().hex[:8]}",
@@ -113,9 +115,9 @@ def build_state(
         template=resolution.template,
         template_reason=resolution.reason,
         limiter=limiter,
-        chat=ChatServing(backend, prompts, limiter, meter),
-        completion=CompletionServing(backend, prompts, limiter, meter),
-        embedding=EmbeddingServing(backend, prompts, limiter),
+        chat=ChatServing(backend, prompts, limiter, meter, limits, idle),
+        completion=CompletionServing(backend, prompts, limiter, meter, limits, idle),
+        embedding=EmbeddingServing(backend, prompts, limiter, limits),
         link=None,
     )
     if settings.controller_urls:

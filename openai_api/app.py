@@ -37,4 +37,6 @@ def create_app(
         metrics=metrics,
         open_state=open_gateway,
         body_models=BODY_MODELS,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )

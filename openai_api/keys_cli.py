@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from openai_api.settings import GatewaySettings
-from store import open_keys
+from store import describe_store, open_keys
 
 
 def add_subparser(subparsers: Any) -> None:
@@ -65,7 +65,12 @@ async def _create(args: argparse.Namespace) -> int:
         await store.close()
     print(f"id:     {record.id}")
     print(f"secret: {secret}")
+    print(f"store:  {describe_store(args.store_url)}")
     print("Keep the secret now: it is stored hashed and cannot be shown again.", file=sys.stderr)
+    print(
+        "Gateways check it only when they read this store and run with --require-keys.",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -19,3 +19,6 @@ class GatewayMetrics:
         self.stream_failures = metrics.counter(
             "stream_failures", "streams ended by an error event after they started", ["model"]
         )
+        self.client_stalls = metrics.counter(
+            "client_stalls", "streams dropped because their client stopped reading"
+        )

@@ -15,6 +15,7 @@ from typing import Protocol
 import aiohttp
 
 from protocol.control import (
+    MAX_RELEASES,
     DispatchReply,
     DispatchRequest,
     Endpoint,
@@ -22,7 +23,7 @@ from protocol.control import (
     ModelStatus,
     Release,
 )
-from protocol.errors import NoWorkerAvailable, ServiceUnavailable, parse_envelope
+from protocol.errors import CorralError, NoWorkerAvailable, ServiceUnavailable, parse_envelope
 
 logger = logging.getLogger(__name__)
 
@@ -69,31 +70,30 @@ class ControllerClient:
             url = self._urls[self._current] + path
             try:
                 async with self._session.request(
-                    method, url, data=body, headers=self._headers
+                    method, url, data=body, headers=self._headers, allow_redirects=False
                 ) as response:
                     return response.status, await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:  # refused, reset, timeout
                 last = exc
                 logger.warning("controller %s failed (%r); trying the next", url, exc)
                 self._current = (self._current + 1) % len(self._urls)
-        raise ServiceUnavailable(
-            f"no controller reachable ({last!r})", code="controller_unavailable"
-        )
+        logger.error("no controller reachable; last failure: %r", last)
+        raise ServiceUnavailable("no controller reachable", code="controller_unavailable")
 
     async def dispatch(self, model: str, endpoint: Endpoint, exclude: list[str]) -> DispatchReply:
-        ended, self._ended = self._ended, []
+        ended, self._ended = self._ended[:MAX_RELEASES], self._ended[MAX_RELEASES:]
         body = DispatchRequest(model=model, endpoint=endpoint, exclude=exclude, release=ended)
         status, content = await self._call(
             "POST", "/internal/dispatch", body.model_dump_json().encode()
         )
         if status != 200:
-            raise parse_envelope(content, status)
+            raise _controller_error(content, status)
         return DispatchReply.model_validate_json(content)
 
     async def models(self) -> list[ModelStatus]:
         status, content = await self._call("GET", "/internal/models")
         if status != 200:
-            raise parse_envelope(content, status)
+            raise _controller_error(content, status)
         return ModelsReply.model_validate_json(content).models
 
     def release(self, worker_id: str) -> None:
@@ -107,16 +107,16 @@ class ControllerClient:
         await self.flush()
 
     async def flush(self) -> None:
-        """Send the queued ends now. Undelivered ends are dropped: heartbeats correct the counts."""
+        """Send the queued ends now, in batches the controller accepts. Undelivered ends are
+        dropped: heartbeats correct the counts."""
         ended, self._ended = self._ended, []
-        if not ended:
-            return
-        try:
-            await self._call(
-                "POST", "/internal/release", Release(worker_ids=ended).model_dump_json().encode()
-            )
-        except ServiceUnavailable as exc:
-            logger.debug("releases not delivered: %s", exc)
+        for i in range(0, len(ended), MAX_RELEASES):
+            batch = Release(worker_ids=ended[i : i + MAX_RELEASES])
+            try:
+                await self._call("POST", "/internal/release", batch.model_dump_json().encode())
+            except ServiceUnavailable as exc:
+                logger.debug("releases not delivered: %s", exc)
+                return
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -124,6 +124,17 @@ class ControllerClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
+
+
+def _controller_error(content: bytes, status: int) -> CorralError:
+    """The controller's error as the client should see it. The control plane refusing the
+    gateway (a wrong control secret) is this service's fault, not the client's key: 503."""
+    if status in (401, 403):
+        logger.error("the controller refused the gateway (%d): check --control-secret", status)
+        return ServiceUnavailable(
+            "the gateway is misconfigured; try again later", code="controller_unavailable"
+        )
+    return parse_envelope(content, status)
 
 
 def no_worker(model: str, tried: int) -> NoWorkerAvailable:

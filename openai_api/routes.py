@@ -14,6 +14,7 @@ from openai_api.auth import Principal
 from openai_api.state import GatewayState
 from protocol.control import Endpoint
 from protocol.errors import InvalidRequest
+from protocol.limits import check_chat, check_completion, check_embedding, estimate_tokens
 from protocol.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -22,39 +23,75 @@ from protocol.openai import (
     ModelList,
 )
 from servekit.app import service_state
-from servekit.http import json_body_doc, parse_body
+from servekit.http import ClientDisconnected, json_body_doc, parse_body
 
 
 def _state(request: Request) -> GatewayState:
     return service_state(request, GatewayState)
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 async def _authenticate(request: Request) -> Principal:
     gatekeeper = _state(request).gatekeeper
-    return await gatekeeper.authenticate(request.headers.get("authorization"))
+    return await gatekeeper.authenticate(request.headers.get("authorization"), _client(request))
 
 
 async def _forward(
     request: Request,
     principal: Principal,
+    body: ChatCompletionRequest | CompletionRequest | EmbeddingRequest,
     endpoint: Endpoint,
-    model: str,
     path: str,
     raw: bytes,
     stream: bool,
     wants_usage: bool = False,
 ) -> Response:
-    request.state.model = model
+    """Admit (allowlist, limits, the token reservation, a stream's share), then relay."""
+    model = body.model
     state = _state(request)
     gatekeeper = state.gatekeeper
-    await gatekeeper.admit(principal, model)
+    prompt_estimate, completion_estimate = estimate_tokens(body) if principal.tpm else (0, 0)
+    reserved = prompt_estimate + completion_estimate
+    await gatekeeper.admit(principal, model, reserved)
+    settled = False
 
-    def on_usage(prompt_tokens: int, completion_tokens: int) -> None:
-        gatekeeper.charge(principal, prompt_tokens + completion_tokens)
+    def on_usage(prompt_tokens: int | None, completion_tokens: int) -> None:
+        """Settle the reservation once: what was used (a prompt of unknown size as estimated),
+        the rest refunded. Never settled (a client gone before its reply): all of it stays."""
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        prompt = prompt_tokens if prompt_tokens is not None else prompt_estimate
+        gatekeeper.charge(principal, prompt + completion_tokens - reserved)
 
-    return await state.relay.forward(
-        request, endpoint, model, path, raw, stream, on_usage, client_wants_usage=wants_usage
-    )
+    try:
+        end_stream = state.streams.open(principal, _client(request)) if stream else None
+    except BaseException:
+        on_usage(0, 0)
+        raise
+    try:
+        response = await state.relay.forward(
+            request,
+            endpoint,
+            model,
+            path,
+            raw,
+            stream,
+            on_usage,
+            client_wants_usage=wants_usage,
+            on_end=end_stream,
+        )
+    except ClientDisconnected:
+        raise  # the client left: its reservation stays charged
+    except BaseException:
+        on_usage(0, 0)  # refused or failed before an answer: nothing was used
+        raise
+    request.state.model = model  # a model that exists: a bounded metric label
+    return response
 
 
 async def chat_completions(request: Request) -> Response:
@@ -66,11 +103,12 @@ async def chat_completions(request: Request) -> Response:
             f"{len(body.messages)} messages is over the limit of {settings.max_messages}",
             param="messages",
         )
+    check_chat(body, settings.input_limits())
     return await _forward(
         request,
         principal,
+        body,
         "chat",
-        body.model,
         "/v1/chat/completions",
         raw,
         body.stream,
@@ -80,13 +118,14 @@ async def chat_completions(request: Request) -> Response:
 
 async def completions(request: Request) -> Response:
     principal = await _authenticate(request)
-    limit = _state(request).settings.max_body_bytes
-    body, raw = await parse_body(request, CompletionRequest, limit)
+    settings = _state(request).settings
+    body, raw = await parse_body(request, CompletionRequest, settings.max_body_bytes)
+    check_completion(body, settings.input_limits())
     return await _forward(
         request,
         principal,
+        body,
         "completions",
-        body.model,
         "/v1/completions",
         raw,
         body.stream,
@@ -96,11 +135,10 @@ async def completions(request: Request) -> Response:
 
 async def embeddings(request: Request) -> Response:
     principal = await _authenticate(request)
-    limit = _state(request).settings.max_body_bytes
-    body, raw = await parse_body(request, EmbeddingRequest, limit)
-    return await _forward(
-        request, principal, "embeddings", body.model, "/v1/embeddings", raw, False
-    )
+    settings = _state(request).settings
+    body, raw = await parse_body(request, EmbeddingRequest, settings.max_body_bytes)
+    check_embedding(body, settings.input_limits())
+    return await _forward(request, principal, body, "embeddings", "/v1/embeddings", raw, False)
 
 
 async def models(request: Request) -> ModelList:

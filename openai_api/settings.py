@@ -5,7 +5,19 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from servekit.settings import ServiceSettings, store_url_field
+from protocol.limits import (
+    DEFAULT_MAX_CHOICES,
+    DEFAULT_MAX_EMBEDDING_INPUTS,
+    DEFAULT_MAX_INPUT_CHARS,
+    DEFAULT_MAX_PROMPTS,
+    InputLimits,
+)
+from servekit.settings import (
+    ServiceSettings,
+    allowed_hosts_field,
+    control_secret_field,
+    store_url_field,
+)
 
 ENV_PREFIX = "CORRAL_API_"
 
@@ -20,8 +32,13 @@ class GatewaySettings(ServiceSettings):
         description="controller base URL (the gateway fails over between them)",
         json_schema_extra={"flag": "--controller-url", "metavar": "URL"},
     )
-    control_secret: str | None = Field(
-        default=None, description="shared secret for the controller's control plane"
+    control_secret: str | None = control_secret_field(ENV_PREFIX)
+    allowed_hosts: list[str] = allowed_hosts_field()
+    require_keys: bool = Field(
+        default=False,
+        description="every request needs an API key (static or from `corral keys create`); "
+        "when the key store cannot be read the gateway answers 503. Off: the API is open "
+        "(static --api-key values turn it on)",
     )
     store_url: str | None = store_url_field(
         ENV_PREFIX,
@@ -60,3 +77,51 @@ class GatewaySettings(ServiceSettings):
     max_messages: int = Field(
         default=512, ge=1, description="chat requests with more messages get 400"
     )
+    write_idle_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a client may stop reading a stream before it is dropped (and "
+        "its generation aborted)",
+    )
+    stream_idle_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a worker may stay silent on a stream (before its headers or "
+        "between chunks) before the stream fails",
+    )
+    max_streams_per_key: int = Field(
+        default=64,
+        ge=1,
+        description="streams open at once per API key (on an open gateway: per client "
+        "address); more get 429",
+    )
+    failed_auth_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="failed authentications per client address and minute before that "
+        "address gets 429",
+    )
+    max_prompts: int = Field(
+        default=DEFAULT_MAX_PROMPTS, ge=1, description="completions with more prompts get 400"
+    )
+    max_choices: int = Field(
+        default=DEFAULT_MAX_CHOICES,
+        ge=1,
+        description="completions asking for more prompts x n get 400",
+    )
+    max_embedding_inputs: int = Field(
+        default=DEFAULT_MAX_EMBEDDING_INPUTS,
+        ge=1,
+        description="embedding requests with more inputs get 400",
+    )
+    max_input_chars: int = Field(
+        default=DEFAULT_MAX_INPUT_CHARS,
+        ge=1,
+        description="requests with more characters (or token ids) in all their prompts, "
+        "messages or inputs get 400",
+    )
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            self.max_prompts, self.max_choices, self.max_embedding_inputs, self.max_input_chars
+        )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from openai_api.auth import Gatekeeper
+from openai_api.auth import Gatekeeper, StreamCaps
 from openai_api.observe import GatewayMetrics
 from openai_api.relay import Relay
 from openai_api.router import ControllerApi, ControllerClient
@@ -27,6 +27,7 @@ class GatewayState:
     controller: ControllerApi
     gatekeeper: Gatekeeper
     relay: Relay
+    streams: StreamCaps
 
 
 async def open_state(
@@ -48,8 +49,11 @@ async def open_state(
         stack.push_async_callback(limiter.close)
     if controller is None:
         controller = await _controller_client(settings, stack)
+    # workers answer only holders of the control secret (see model_worker.routes)
+    secret = settings.control_secret
     workers = await stack.enter_async_context(
         aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {secret}"} if secret else None,
             timeout=aiohttp.ClientTimeout(
                 total=None,
                 sock_connect=settings.connect_timeout,
@@ -60,16 +64,26 @@ async def open_state(
         )
     )
     gatekeeper = Gatekeeper(
+        settings.require_keys,
         settings.api_keys,
         keys,
         limiter,
         static_rpm=settings.static_key_rpm,
         static_tpm=settings.static_key_tpm,
         cache_ttl=settings.key_cache_ttl,
+        failed_auth_per_minute=settings.failed_auth_per_minute,
     )
     stack.push_async_callback(gatekeeper.drain)  # charges still in flight reach the limiter
-    relay = Relay(workers, controller, settings.max_retries, GatewayMetrics(metrics))
-    return GatewayState(settings, controller, gatekeeper, relay)
+    relay = Relay(
+        workers,
+        controller,
+        settings.max_retries,
+        GatewayMetrics(metrics),
+        write_idle_timeout=settings.write_idle_timeout,
+        stream_idle_timeout=min(settings.stream_idle_timeout, settings.request_timeout),
+    )
+    streams = StreamCaps(settings.max_streams_per_key)
+    return GatewayState(settings, controller, gatekeeper, relay, streams)
 
 
 async def _controller_client(

@@ -41,13 +41,17 @@ class Deregistration(ControlModel):
     worker_id: str = Field(min_length=1, max_length=128)
 
 
+# The most request ends one dispatch or release carries (a gateway sends more in batches).
+MAX_RELEASES = 10_000
+
+
 class DispatchRequest(ControlModel):
     model: str = Field(min_length=1)
     endpoint: Endpoint = "chat"
     exclude: list[str] = Field(default_factory=list, max_length=64)
     release: list[str] = Field(
         default_factory=list,
-        max_length=10_000,
+        max_length=MAX_RELEASES,
         description="workers whose requests ended since the gateway's last call",
     )
 
@@ -58,7 +62,7 @@ class DispatchReply(ControlModel):
 
 
 class Release(ControlModel):
-    worker_ids: list[str] = Field(min_length=1, max_length=10_000)
+    worker_ids: list[str] = Field(min_length=1, max_length=MAX_RELEASES)
 
 
 class WorkerStatus(ControlModel):

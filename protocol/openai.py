@@ -1,8 +1,10 @@
 """The OpenAI HTTP API as pydantic models, ordered like OpenAI's reference.
 
-Requests accept the official fields plus a few engine extras (marked "extra"), and ignore fields
-they do not know, as OpenAI's own SDKs and LangChain send some. Ranges are validated here so that
-every service rejects the same bad input with the same message.
+Requests declare every official field plus a few engine extras (marked "extra"). Nothing is
+silently dropped: a field OpenAI does not define is refused (400 `unknown_parameter`), and an
+official field Corral does not honour is refused when set (400 `unsupported`; the table is
+`protocol.refused`). Ranges are validated here so that every service rejects the same bad input
+with the same message.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocol import refused
+from protocol.errors import InvalidRequest
+
 # The most stop strings / stop ids a request may carry; OpenAI allows 4 strings, engines more.
 MAX_STOP = 16
+# The longest stop string: a stop matcher's cost per token grows with it.
+MAX_STOP_CHARS = 256
 # Temperatures below this decode greedily (as in vLLM): dividing logits by them overflows.
 GREEDY_TEMPERATURE = 1e-5
 
@@ -31,8 +38,84 @@ class OpenAIModel(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
 
+class OpenAIRequest(OpenAIModel):
+    """A request body: a key that is no field of the model is refused, never dropped.
+
+    The refusal is raised as an `InvalidRequest` (not a `ValueError`), so it leaves pydantic as
+    it is and reaches the client as 400 `unknown_parameter` with `param` set to the key.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_fields(cls, data: Any) -> Any:
+        known = {f.alias or name for name, f in cls.model_fields.items()}
+        refused.refuse_unknown(data, known)
+        return data
+
+
 class StreamOptions(OpenAIModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     include_usage: bool = False
+    include_obfuscation: bool | None = None  # ignored: no obfuscation padding is added
+
+
+# ---------------------------------------------------------------- structured output
+
+
+class ResponseFormatText(OpenAIModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text"]
+
+
+class ResponseFormatJSONObject(OpenAIModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["json_object"]
+
+
+class JSONSchema(OpenAIModel):
+    """`response_format.json_schema`: the schema is checked against its meta-schema here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    strict: bool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(value, param="response_format")
+        return value
+
+
+class ResponseFormatJSONSchema(OpenAIModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["json_schema"]
+    json_schema: JSONSchema
+
+
+ResponseFormat = Annotated[
+    ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema,
+    Field(discriminator="type"),
+]
+
+
+def check_json_schema(schema: Any, *, param: str) -> None:
+    """400 with `param` unless `schema` is a valid JSON Schema (checked by its meta-schema)."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise InvalidRequest("a JSON schema must be an object", param=param)
+    latest = jsonschema.Draft202012Validator  # for a schema without (or with an unknown) $schema
+    try:
+        jsonschema.validators.validator_for(schema, default=latest).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise InvalidRequest(f"invalid JSON schema: {exc.message}", param=param) from None
 
 
 class TextContentPart(OpenAIModel):
@@ -56,11 +139,12 @@ class ChatMessage(OpenAIModel):
 StopField = Annotated[str | list[str] | None, Field(default=None)]
 
 
-class SamplingFields(OpenAIModel):
+class SamplingFields(OpenAIRequest):
     """Fields shared by chat and text completions."""
 
     model: str = Field(min_length=1)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
     n: int = Field(default=1, ge=1, le=16)
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
@@ -78,6 +162,16 @@ class SamplingFields(OpenAIModel):
     ignore_eos: bool = False
     min_tokens: int = Field(default=0, ge=0)
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _logit_bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for key, bias in (value or {}).items():
+            if not key.isdigit():
+                raise ValueError(f"logit_bias keys are token ids, got {key!r}")
+            if not -100.0 <= bias <= 100.0:
+                raise ValueError("logit_bias values must be between -100 and 100")
+        return value
+
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -86,6 +180,8 @@ class SamplingFields(OpenAIModel):
             raise ValueError(f"at most {MAX_STOP} stop sequences are allowed")
         if any(item == "" for item in items):
             raise ValueError("stop sequences must not be empty strings")
+        if any(len(item) > MAX_STOP_CHARS for item in items):
+            raise ValueError(f"stop sequences must be at most {MAX_STOP_CHARS} characters long")
         return value
 
     @model_validator(mode="after")
@@ -105,6 +201,9 @@ class SamplingFields(OpenAIModel):
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
+    def logit_biases(self) -> tuple[tuple[int, float], ...]:
+        return tuple((int(k), v) for k, v in (self.logit_bias or {}).items())
+
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
@@ -115,6 +214,26 @@ class ChatCompletionRequest(SamplingFields):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormat | None = None
+    # accepted, ignored: metadata about the caller, which nothing here stores or bills by
+    metadata: dict[str, str] | None = None
+    prompt_cache_key: str | None = None  # prefix caching is automatic
+    prompt_cache_retention: str | None = None
+    safety_identifier: str | None = None
+    # refused unless neutral (protocol.refused.CHAT)
+    audio: dict[str, Any] | None = None
+    modalities: list[str] | None = None
+    prediction: dict[str, Any] | None = None
+    reasoning_effort: str | None = None
+    service_tier: str | None = None
+    store: bool | None = None
+    verbosity: str | None = None
+    web_search_options: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> ChatCompletionRequest:
+        refused.refuse_unsupported(self.__dict__, refused.CHAT)
+        return self
 
     @model_validator(mode="after")
     def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
@@ -135,6 +254,12 @@ class CompletionRequest(SamplingFields):
     logprobs: int | None = Field(default=None, ge=0, le=20)
     max_tokens: int | None = Field(default=16, ge=1)
     suffix: str | None = None
+    best_of: int | None = Field(default=None, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> CompletionRequest:
+        refused.refuse_unsupported(self.__dict__, refused.COMPLETIONS)
+        return self
 
     @field_validator("prompt")
     @classmethod
@@ -144,13 +269,6 @@ class CompletionRequest(SamplingFields):
                 raise ValueError("prompt must not be an empty list")
             if isinstance(value[0], list) and any(not item for item in value):
                 raise ValueError("token-id prompts must not be empty")
-        return value
-
-    @field_validator("suffix")
-    @classmethod
-    def _no_suffix(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError("suffix (fill-in-the-middle) is not supported by LLaMA chat models")
         return value
 
     def prompts(self) -> list[str] | list[list[int]]:
@@ -167,7 +285,7 @@ def _as_batch(value: PromptField) -> list[str] | list[list[int]]:
     return cast(list[str] | list[list[int]], value)
 
 
-class EmbeddingRequest(OpenAIModel):
+class EmbeddingRequest(OpenAIRequest):
     input: str | list[str] | list[int] | list[list[int]]
     model: str = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
@@ -182,6 +300,11 @@ class EmbeddingRequest(OpenAIModel):
         if value == "":
             raise ValueError("input must not be an empty string")
         return value
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> EmbeddingRequest:
+        refused.refuse_unsupported(self.__dict__, refused.EMBEDDINGS)
+        return self
 
     def inputs(self) -> list[str] | list[list[int]]:
         return _as_batch(self.input)

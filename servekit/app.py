@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
+from servekit.guard import BrowserGuard, allowed_host_names
 from servekit.http import document_models, install_error_handlers
 from servekit.metrics import Metrics, install_metrics
 
@@ -33,8 +34,13 @@ def service_app(
     metrics: Metrics,
     open_state: OpenState,
     body_models: Sequence[type[BaseModel]] = (),
+    host: str | None = None,
+    allowed_hosts: Sequence[str] = (),
 ) -> FastAPI:
-    """The app: routes, OpenAI error envelopes, /metrics, and a lifespan around `open_state`."""
+    """The app: routes, OpenAI error envelopes, /metrics, and a lifespan around `open_state`.
+
+    With `host` (the address it listens on), requests must name it, a loopback name or one of
+    `allowed_hosts` in their Host header, and POST bodies must be JSON (`servekit.guard`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +56,8 @@ def service_app(
     install_metrics(app, metrics, routes)
     if body_models:
         document_models(app, list(body_models))
+    if host is not None:
+        app.add_middleware(BrowserGuard, hosts=allowed_host_names(host, allowed_hosts))
     return app
 
 

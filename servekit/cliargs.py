@@ -3,8 +3,9 @@
 Each settings field becomes a flag: `--field-name` (or the field's `flag`), its description as
 help with the default and environment variable, choices from a `Literal` or a `OneOf` table,
 `--x/--no-x` for a bool, a repeatable flag for a list, and a repeatable `KEY=VALUE` flag for a
-dict. A flag left out stays None, so the settings class falls back to its environment
-variable, then its default: flags beat the environment, which beats defaults.
+dict; a field marked `cli: False` (a secret) has no flag. A flag left out stays None, so the
+settings class falls back to its environment variable, then its default: flags beat the
+environment, which beats defaults.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def add_settings_arguments(
         if only is not None and name not in only:
             continue
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("cli") is False:
+            continue  # a secret: environment only
         flag = (flags or {}).get(name) or str(extra.get("flag") or _flag_name(name))
         metavar = str(extra.get("metavar") or flag.removeprefix("--").replace("-", "_").upper())
         kwargs = _argument(field, metavar)

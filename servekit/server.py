@@ -38,7 +38,10 @@ def run(
     on_shutdown_begin: Callable[[], Awaitable[None]] | None = None,
     log_level: str = "info",
     graceful_timeout: float = 30.0,
+    forwarded_allow_ips: list[str] | None = None,
 ) -> None:
+    """`forwarded_allow_ips`: the proxies whose X-Forwarded-For is believed (addresses or
+    networks); None: uvicorn's default (127.0.0.1, or $FORWARDED_ALLOW_IPS)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -47,5 +50,6 @@ def run(
         access_log=False,
         timeout_graceful_shutdown=int(graceful_timeout),
         log_config=None,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     _Server(config, on_shutdown_begin).run()

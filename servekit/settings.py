@@ -6,11 +6,13 @@ generated from it (`servekit.cliargs`), so a flag, its environment variable, its
 its help cannot drift apart.
 
 Field metadata the command line reads, in `json_schema_extra`: `flag` (a flag name other than
-`--field-name`, e.g. `--controller-url` for `controller_urls`) and `metavar`.
+`--field-name`, e.g. `--controller-url` for `controller_urls`), `metavar`, and `cli: False` for
+a setting that has no flag (a secret: a command line is readable by every local user in `ps`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,4 +58,70 @@ def store_url_field(env_prefix: str, description: str) -> Any:
         default=None,
         validation_alias=AliasChoices(f"{env_prefix}STORE_URL", "CORRAL_STORE_URL"),
         description=description,
+    )
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def control_secret_field(env_prefix: str) -> Any:
+    """The control secret: `<env_prefix>CONTROL_SECRET`, else the shared
+    `CORRAL_CONTROL_SECRET`; never a flag, so it does not show in `ps` or `docker inspect`."""
+    return Field(
+        default=None,
+        validation_alias=AliasChoices(f"{env_prefix}CONTROL_SECRET", "CORRAL_CONTROL_SECRET"),
+        description="shared secret of the control plane (controllers, workers, gateways); "
+        "environment only",
+        json_schema_extra={"cli": False},
+    )
+
+
+def allowed_hosts_field() -> Any:
+    return Field(
+        default_factory=list,
+        description="a name clients use in the Host header besides loopback and the listen "
+        "address ('*': any; default on a wildcard address: any)",
+        json_schema_extra={"flag": "--allowed-host", "metavar": "HOST"},
+    )
+
+
+def insecure_field() -> Any:
+    return Field(
+        default=False,
+        description="listen beyond loopback without a control secret (anyone who can reach "
+        "the port controls this service)",
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ExposureRefused(SystemExit):
+    """A service would listen beyond loopback with nothing guarding it."""
+
+
+def refuse_open_exposure(service: str, host: str, secret: str | None, insecure: bool) -> None:
+    """Closed by default: beyond loopback, a control-plane service needs the secret."""
+    if is_loopback(host) or secret:
+        return
+    if insecure:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s listens on %s with NO control secret (--insecure): anyone who can reach it "
+            "controls it",
+            service,
+            host,
+        )
+        return
+    raise ExposureRefused(
+        f"corral {service}: refusing to listen on {host} without a control secret. Set "
+        "CORRAL_CONTROL_SECRET (the same on every controller, worker and gateway), or pass "
+        "--insecure to run open anyway."
     )

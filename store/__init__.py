@@ -89,3 +89,17 @@ def _sqlite_path(url: str | None) -> Path:
     from servekit.paths import corral_home
 
     return corral_home() / "corral.db"
+
+
+def describe_store(url: str | None) -> str:
+    """Where a store URL points, for people: the password of a Redis URL left out."""
+    if _is_redis(url):
+        from urllib.parse import urlsplit
+
+        assert url is not None
+        parts = urlsplit(url)
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return f"redis at {parts.scheme}://{netloc}{parts.path or '/0'}"
+    return f"embedded SQLite at {_sqlite_path(url)}"

@@ -69,12 +69,19 @@ class Registry(Protocol):
 class EventLog(Protocol):
     """Append-only streams of records (votes, finished conversations)."""
 
-    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
-        """Store the record durably, then return its id; raises StoreUnavailable otherwise."""
+    async def append(self, stream: str, record: Mapping[str, Any], key: str | None = None) -> str:
+        """Store the record durably, then return its id; raises StoreUnavailable otherwise.
+
+        With a `key`, the write is idempotent: a second append with the same key (a retried
+        write) stores nothing and returns the first record's id.
+        """
         ...
 
-    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
-        """Every record of the stream, oldest first, with its id."""
+    async def read(
+        self, stream: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The stream's records after id `after` (all when None), oldest first, with their ids;
+        at most `limit` of them (a page; read again after the last id for the next)."""
         ...
 
     async def close(self) -> None: ...

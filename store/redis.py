@@ -8,6 +8,7 @@ the services recover when Redis returns without being restarted.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -48,8 +49,21 @@ level = math.min(capacity, level + (now - updated) * rate)
 local wait = 0
 if level < require then wait = (require - level) / rate else level = level - cost end
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'updated', tostring(now))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+-- kept until it is full again (a bucket in debt must not expire back to full; a daily cap
+-- refills over a day), a month at most
+local ttl = math.max(tonumber(ARGV[5]), math.ceil(capacity / rate))
+if level < capacity then ttl = math.max(ttl, math.ceil((capacity - level) / rate) + 60) end
+redis.call('EXPIRE', KEYS[1], math.min(ttl, 2592000))
 return tostring(wait)
+"""
+
+# XADD once per idempotency key: a retried append finds the key and returns the first id.
+_APPEND_ONCE = """
+local known = redis.call('GET', KEYS[2])
+if known then return known end
+local id = redis.call('XADD', KEYS[1], '*', 'data', ARGV[1])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
+return id
 """
 
 
@@ -165,19 +179,30 @@ class RedisEventLog:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._r = redis
+        self._append_once = redis.register_script(_APPEND_ONCE)
 
-    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
+    async def append(self, stream: str, record: Mapping[str, Any], key: str | None = None) -> str:
+        data = json.dumps(dict(record))
         async with _guard():
-            fields: Any = {"data": json.dumps(dict(record))}
-            return str(await self._r.xadd(keys.events(stream), fields))
+            if key is None:
+                return str(await self._r.xadd(keys.events(stream), {"data": data}))
+            names = [keys.events(stream), keys.event_key(stream, key)]
+            return str(await self._append_once(keys=names, args=[data, keys.EVENT_KEY_TTL_S]))
 
-    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+    async def read(
+        self, stream: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        start = "-" if after is None else f"({after}"
         async with _guard():
-            entries: Any = await self._r.xrange(keys.events(stream))
-        return [(str(entry_id), json.loads(fields["data"])) for entry_id, fields in entries]
+            entries: Any = await self._r.xrange(keys.events(stream), min=start, count=limit)
+        return await asyncio.to_thread(_decode, entries)
 
     async def close(self) -> None:
         await self._r.aclose()
+
+
+def _decode(entries: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(entry_id), json.loads(fields["data"])) for entry_id, fields in entries]
 
 
 class RedisKeyStore:

@@ -21,6 +21,12 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_stream ON events (stream, id);
+CREATE TABLE IF NOT EXISTS event_keys (
+    stream TEXT NOT NULL,
+    key TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    PRIMARY KEY (stream, key)
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,
@@ -52,6 +58,34 @@ class SqliteDatabase:
             assert row_id is not None
             return row_id
 
+    def _append_once(self, sql: str, args: tuple[Any, ...]) -> int:
+        """INSERT the event unless its (stream, key) is known, in one transaction; its id."""
+        stream, key, data = args
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                known = self._conn.execute(
+                    "SELECT event_id FROM event_keys WHERE stream = ? AND key = ?", (stream, key)
+                ).fetchone()
+                if known is not None:
+                    self._conn.execute("ROLLBACK")
+                    return int(known[0])
+                row_id = self._conn.execute(sql, (stream, data)).lastrowid
+                assert row_id is not None
+                self._conn.execute(
+                    "INSERT INTO event_keys (stream, key, event_id) VALUES (?, ?, ?)",
+                    (stream, key, row_id),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            return row_id
+
+    async def append_once(self, sql: str, stream: str, key: str, data: str) -> int:
+        return await self._off_loop(self._append_once, sql, (stream, key, data))  # type: ignore[no-any-return]
+
     async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return await self._off_loop(self._query, sql, args)
 
@@ -77,20 +111,30 @@ class SqliteEventLog:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
-        row_id = await self._db.insert(
-            "INSERT INTO events (stream, data) VALUES (?, ?)", stream, json.dumps(dict(record))
-        )
-        return str(row_id)
+    async def append(self, stream: str, record: Mapping[str, Any], key: str | None = None) -> str:
+        sql = "INSERT INTO events (stream, data) VALUES (?, ?)"
+        data = json.dumps(dict(record))
+        if key is None:
+            return str(await self._db.insert(sql, stream, data))
+        return str(await self._db.append_once(sql, stream, key, data))
 
-    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+    async def read(
+        self, stream: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
         rows = await self._db.query(
-            "SELECT id, data FROM events WHERE stream = ? ORDER BY id", stream
+            "SELECT id, data FROM events WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+            stream,
+            int(after) if after is not None else 0,
+            -1 if limit is None else limit,
         )
-        return [(str(row_id), json.loads(data)) for row_id, data in rows]
+        return await asyncio.to_thread(_decode, rows)
 
     async def close(self) -> None:
         self._db.close()
+
+
+def _decode(rows: list[tuple[Any, ...]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(row_id), json.loads(data)) for row_id, data in rows]
 
 
 class SqliteKeyStore:

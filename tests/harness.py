@@ -18,7 +18,9 @@ from protocol.openai import FinishReason
 
 
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI, base_url: str = "http://test") -> AsyncIterator[httpx.AsyncClient]:
+async def serve(
+    app: FastAPI, base_url: str = "http://127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:

@@ -164,6 +164,7 @@ def start_platform(
     gateways: int = 1,
     store_url: str | None = None,
     worker_args: Sequence[str] = (),
+    gateway_args: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     ready_timeout: float = 300,
 ) -> Platform:
@@ -213,7 +214,10 @@ def start_platform(
             )
         for i in range(gateways):
             start(
-                platform.gateways, f"gateway{i}", ["openai_api", *rotated(i), *store], free_port()
+                platform.gateways,
+                f"gateway{i}",
+                ["openai_api", *rotated(i), *store, *gateway_args],
+                free_port(),
             )
         for s in platform.gateways:
             s.wait_until(f"{s.url}/health", 60)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from webui.gateway import Gateway
 from webui.service import WebUI
 from webui.settings import WebUISettings
 from webui.state import open_state
+from webui.users import UserCookies, UserIds
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +71,22 @@ def create_app(
     async def open_webui(stack: contextlib.AsyncExitStack) -> WebUI:
         return await open_state(settings, stack, gateway=gateway, events=events, rng=rng)
 
-    routes: list[BaseRoute] = [APIRoute("/health", health), APIRoute("/ready", ready)]
+    routes: list[BaseRoute] = [
+        APIRoute("/health", health),
+        APIRoute("/ready", ready),
+        APIRoute("/leaderboard.json", leaderboard_json),
+    ]
     app = service_app(
-        title="Corral web UI", routes=routes, metrics=Metrics("webui"), open_state=open_webui
+        title="Corral web UI",
+        routes=routes,
+        metrics=Metrics("webui"),
+        open_state=open_webui,
+        host=settings.host,
+        allowed_hosts=settings.allowed_hosts,
     )
+    salt = settings.ip_hash_salt
+    key = salt.get_secret_value().encode() if salt else secrets.token_bytes(32)
+    app.add_middleware(UserCookies, ids=UserIds(key))
 
     def current() -> WebUI:
         ui = app_state(app, WebUI)
@@ -102,6 +116,12 @@ async def ready(request: Request) -> dict[str, Any]:
     return {"status": "ready", "models": len(models)}
 
 
+async def leaderboard_json(request: Request) -> dict[str, Any]:
+    """The leaderboard as `corral leaderboard --format json` prints it (from the cache)."""
+    board = await service_state(request, WebUI).leaderboard()
+    return board.as_dict()
+
+
 def build_blocks(ui: Callable[[], WebUI], settings: WebUISettings) -> gr.Blocks:
     """The page; its events reach the running `WebUI` through `ui()`."""
     with gr.Blocks(title="Corral arena", analytics_enabled=False) as blocks:
@@ -125,11 +145,14 @@ def _leaderboard_tab(ui: Callable[[], WebUI], tab: gr.Tab) -> None:
     )
     plot = gr.HTML(elem_id="leaderboard-plot")
     refresh = gr.Button("Refresh", elem_id="leaderboard-refresh")
+    notes = gr.Markdown(elem_id="leaderboard-notes")
     gr.Markdown(
-        "Only anonymous battles count, and not those whose text names a model or its maker. "
-        "Rating: Bradley-Terry maximum likelihood on the Elo scale (mean 1000), with 95 % "
-        "bootstrap intervals; rank = 1 + the number of models whose interval lies entirely "
-        "above. Elo: online, K=4, from 1000. A tie, or both bad, is half a win for each."
+        "Only anonymous battles count, and not those whose answers name a model or its maker "
+        "(decided when the vote is cast). Rating: Bradley-Terry maximum likelihood on the Elo "
+        "scale with 95 % bootstrap intervals; rank = 1 + the number of models whose interval "
+        "lies entirely above. Elo: online, K=4, from 1000. A tie, or both bad, is half a win "
+        "for each. The board is recomputed in the background at most once a minute. "
+        "Also as JSON at `/leaderboard.json`."
     )
 
     async def on_refresh() -> list[Any]:
@@ -137,9 +160,15 @@ def _leaderboard_tab(ui: Callable[[], WebUI], tab: gr.Tab) -> None:
             board = await ui().leaderboard()
         except StoreUnavailable as exc:
             logger.error("leaderboard: %s", exc)
-            return [warn(Exception(f"Cannot read the votes: {exc}")), gr.update(), gr.update()]
-        return [report.summary(board), report.table_rows(board), report.interval_svg(board.rows)]
+            failed = warn(Exception(f"Cannot read the votes: {exc}"))
+            return [failed, gr.update(), gr.update(), gr.update()]
+        return [
+            report.summary(board),
+            report.table_rows(board),
+            report.interval_svg(board.rows),
+            report.footnote(board).replace("\n", "\n\n"),
+        ]
 
-    outputs = [summary, table, plot]
+    outputs = [summary, table, plot, notes]
     refresh.click(on_refresh, None, outputs, **EVENT)
     tab.select(on_refresh, None, outputs, **EVENT)  # computed when looked at, not per visit

@@ -22,6 +22,9 @@ import gradio as gr
 
 from webui.arena import VOTE_LABELS, Phase, Refused, Round, VoteKind
 from webui.service import Client, Duplicate, WebUI
+from webui.users import HEADER
+
+USER_HEADER = HEADER.decode()
 
 VOTE_IDS: dict[VoteKind, str] = {
     "model_a": "vote-a",
@@ -64,8 +67,12 @@ def limit_notice(turns: int, max_turns: int, what: str) -> str:
 
 
 def client_of(request: gr.Request) -> Client:
+    """The server-verified user (webui.users) and the client address; never Gradio's
+    client-chosen session hash."""
     host = request.client.host if request and request.client else None
-    return Client(session=str(getattr(request, "session_hash", None) or "anonymous"), ip=host)
+    user = request.headers.get(USER_HEADER) if request else None
+    page = str(getattr(request, "session_hash", None) or "")  # only keys this page's runs
+    return Client(session=user or f"address:{host}", ip=host, page=page)
 
 
 def warn(exc: Exception) -> str:

@@ -18,7 +18,16 @@ from servekit.cliargs import add_settings_arguments, settings_from_args
 from webui.settings import WebUISettings
 
 USAGE_ERROR = 2
-LEADERBOARD_SETTINGS = ("store_url", "bootstrap_rounds", "leaderboard_seed", "identity_words")
+LEADERBOARD_SETTINGS = (
+    "store_url",
+    "bootstrap_rounds",
+    "leaderboard_seed",
+    "min_votes",
+    "leaderboard_anchor",
+    "retired_models",
+    "identity_words",
+    "identity_makers",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ArenaConfigError, GatewayUnavailable) as exc:
         print(f"corral webui: {_one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR
-    server.run(create_app(settings), settings.host, settings.port, log_level=settings.log_level)
+    server.run(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        log_level=settings.log_level,
+        forwarded_allow_ips=settings.trusted_proxies,
+    )
     return 0
 
 
@@ -74,15 +89,18 @@ def add_leaderboard_subparser(subparsers: Any) -> None:
     p.set_defaults(func=run_leaderboard)
 
 
-async def _read_votes(settings: WebUISettings) -> list[dict[str, Any]]:
+async def _read_battles(settings: WebUISettings) -> Any:
     from store import open_events
-    from webui.records import VOTES
+    from webui.identity import IdentityFilter
+    from webui.votes import VoteTable, load
 
+    table = VoteTable(IdentityFilter(settings.identity_words, settings.identity_makers))
     events = open_events(settings.store_url)
     try:
-        return [record for _, record in await events.read(VOTES)]
+        await load(events, table)
     finally:
         await events.close()
+    return table.battles()
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
@@ -95,12 +113,10 @@ def run_leaderboard(args: argparse.Namespace) -> int:
         print(f"corral leaderboard: {_one_line(exc)}", file=sys.stderr)
         return USAGE_ERROR
     try:
-        votes = asyncio.run(_read_votes(settings))
+        battles = asyncio.run(_read_battles(settings))
     except (StoreUnavailable, ValueError) as exc:
         print(f"corral leaderboard: cannot read the votes: {exc}", file=sys.stderr)
         return 1
-    board = leaderboard.build(
-        votes, settings.identity_words, settings.bootstrap_rounds, settings.leaderboard_seed
-    )
+    board = leaderboard.compute(battles, leaderboard.Options.from_settings(settings))
     sys.stdout.write(report.FORMATS[args.format](board))
     return 0

@@ -33,24 +33,33 @@ def online_elo(
     a: IntArray, b: IntArray, score: FloatArray, n: int, k: float = 4.0, init: float = INIT
 ) -> FloatArray:
     """Elo updated battle by battle, in the order given (the order the votes were stored)."""
-    r = np.full(n, init, dtype=np.float64)
+    r = [init] * n  # plain floats: a Python loop over lists is several times faster than numpy
     for i, j, s in zip(a.tolist(), b.tolist(), score.tolist(), strict=True):
-        expected = 1.0 / (1.0 + BASE ** ((r[j] - r[i]) / SCALE))
-        r[i] += k * (s - expected)
-        r[j] -= k * (s - expected)
-    return r
+        delta = k * (s - 1.0 / (1.0 + BASE ** ((r[j] - r[i]) / SCALE)))
+        r[i] += delta
+        r[j] -= delta
+    return np.array(r, dtype=np.float64)
 
 
 def win_matrices(
     a: IntArray, b: IntArray, score: FloatArray, n: int, counts: NDArray[np.int64] | None = None
 ) -> FloatArray:
-    """W[..., i, j] = points i took from j. `counts` (rounds x battles) weights each battle."""
-    contrib = np.zeros((len(a), n * n))
-    rows = np.arange(len(a))
-    np.add.at(contrib, (rows, a * n + b), score)
-    np.add.at(contrib, (rows, b * n + a), 1.0 - score)
-    weights = np.ones((1, len(a))) if counts is None else counts.astype(np.float64)
-    return (weights @ contrib).reshape(-1, n, n)
+    """W[..., i, j] = points i took from j. `counts` (rounds x battles) weights each battle.
+
+    Built as models x models directly (never battles x models^2): each battle adds its points
+    into one cell for A and one for B.
+    """
+    cells = np.concatenate([a * n + b, b * n + a])
+    points = np.concatenate([score, 1.0 - score])
+    if counts is None:
+        flat: FloatArray = np.bincount(cells, points, n * n).astype(np.float64)[None, :]
+    else:
+        weights: FloatArray = np.asarray(counts, dtype=np.float64)
+        flat = np.zeros((len(weights), n * n))
+        for r in range(len(weights)):  # one bincount per round: memory stays rounds x n^2
+            w = np.concatenate([weights[r], weights[r]])
+            flat[r] = np.bincount(cells, points * w, minlength=n * n)
+    return flat.reshape(-1, n, n)
 
 
 def fit_bt(wins: FloatArray, tol: float = 1e-9, max_iter: int = 200) -> FloatArray:
@@ -89,10 +98,49 @@ def bootstrap_bt(
     Resampling battles one by one is the same as drawing how many of each distinct
     (a, b, score) battle a resample holds from a multinomial, which is what this does.
     """
+    return fit_bt(bootstrap_wins(a, b, score, n, rounds, rng))
+
+
+def bootstrap_wins(
+    a: IntArray, b: IntArray, score: FloatArray, n: int, rounds: int, rng: np.random.Generator
+) -> FloatArray:
+    """The win matrices of `rounds` resamples of the battles (with replacement): (rounds, n, n)."""
     cells, count = np.unique(np.stack([a, b, score * 2]), axis=1, return_counts=True)
     draws = rng.multinomial(len(a), count / len(a), size=rounds)
     ca, cb = cells[0].astype(np.int64), cells[1].astype(np.int64)
-    return fit_bt(win_matrices(ca, cb, cells[2] / 2, n, draws))
+    return win_matrices(ca, cb, cells[2] / 2, n, draws)
+
+
+def components(a: IntArray, b: IntArray, n: int) -> IntArray:
+    """Label each model with its comparison group: models linked by a chain of battles share a
+    label; labels are 0, 1, ... in order of each group's smallest model index."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    met = np.zeros((n, n), dtype=bool)
+    met[a, b] = True
+    for i, j in zip(*np.nonzero(met | met.T), strict=True):
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = [root(i) for i in range(n)]
+    labels = {r: k for k, r in enumerate(dict.fromkeys(roots))}
+    return np.array([labels[r] for r in roots], dtype=np.int64)
+
+
+def anchored(fitted: FloatArray, anchor: int, value: float = INIT) -> FloatArray:
+    """Shift ratings (..., n) so that model `anchor` sits at `value` in every row.
+
+    BT identifies only differences. Centring on the mean lets a newcomer's lucky streak drag
+    every other model down by its share of the mean; fixing one model instead leaves the others
+    where their own battles put them.
+    """
+    return fitted - fitted[..., anchor : anchor + 1] + value
 
 
 def intervals(samples: FloatArray, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
@@ -106,3 +154,65 @@ def ranks(lower: Sequence[float] | FloatArray, upper: Sequence[float] | FloatArr
     """1 + the number of models whose lower bound is above this model's upper bound."""
     lo, hi = np.asarray(lower), np.asarray(upper)
     return [1 + int((lo > hi[i]).sum()) for i in range(len(hi))]
+
+
+def style_diffs(style: FloatArray) -> FloatArray:
+    """Per battle, each style feature as (A - B) / (A + B), then scaled to unit variance.
+
+    `style` is (battles, 2 sides, features). The ratio keeps one very long battle from
+    dominating; the scaling makes the coefficients comparable (as LMArena's style control).
+    """
+    a, b = style[:, 0, :], style[:, 1, :]
+    total = a + b
+    diff = np.divide(a - b, total, out=np.zeros_like(a), where=total > 0)
+    spread = diff.std(axis=0)
+    return np.divide(diff, spread, out=np.zeros_like(diff), where=spread > 0)
+
+
+def fit_bt_style(
+    a: IntArray,
+    b: IntArray,
+    score: FloatArray,
+    features: FloatArray,
+    n: int,
+    tol: float = 1e-9,
+    max_iter: int = 100,
+) -> tuple[FloatArray, FloatArray]:
+    """Bradley-Terry with style covariates: P(A wins) = sigmoid(theta_a - theta_b + x . beta).
+
+    `features` (battles, k) are the battles' style differences (see `style_diffs`). Returns the
+    Elo-scale ratings with the style effect taken out (mean INIT) and beta (per unit of a
+    feature, in Elo points). Newton on the n + k parameters; only models x models and k x k
+    sums are formed, never a battles x models matrix.
+    """
+    k = features.shape[1]
+    x = features
+    theta, beta = np.zeros(n), np.zeros(k)
+    gauge = np.zeros((n + k, n + k))
+    gauge[:n, :n] = 1.0 / n
+    ridge = _RIDGE * np.eye(n + k)
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(theta[b] - theta[a] - x @ beta))
+        r, w = score - p, p * (1.0 - p)
+        grad = np.concatenate(
+            [np.bincount(a, r, n) - np.bincount(b, r, n), x.T @ r]
+        ) - _RIDGE * np.concatenate([theta, beta])
+        info = np.zeros((n + k, n + k))
+        pair = np.bincount(a * n + b, w, n * n).reshape(n, n)
+        pair = pair + pair.T
+        info[:n, :n] = np.diag(pair.sum(axis=1)) - pair
+        wx = w[:, None] * x
+        cross = np.stack(
+            [np.bincount(a, wx[:, f], n) - np.bincount(b, wx[:, f], n) for f in range(k)], axis=1
+        )
+        info[:n, n:], info[n:, :n] = cross, cross.T
+        info[n:, n:] = x.T @ wx
+        step = np.linalg.solve(info + ridge + gauge, grad)
+        biggest = float(np.abs(step).max())
+        step *= min(1.0, 2.0 / max(biggest, 1e-300))
+        theta += step[:n]
+        beta += step[n:]
+        if biggest < tol:
+            break
+    theta -= theta.mean()
+    return INIT + _TO_ELO * theta, _TO_ELO * beta

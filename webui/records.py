@@ -1,8 +1,11 @@
 """What the arena stores: one record per vote ("votes") and per finished answer ("conversations").
 
-Records are plain JSON. A vote carries both sides' whole conversations, so the leaderboard can
-judge a battle (did its text give a model away?) from the vote alone. Client IPs are kept only
-as a salted HMAC, enough to tell that two votes came from one address, not which address.
+Records are plain JSON. A vote carries both sides' whole conversations and what was decided
+at vote time: the identity words its answers showed (the battle does not count if any) and
+its style features (see webui.votes, which also keeps the vote's compact projection). Its id
+is derived from the round, which takes one vote, so a retried write is recognised. Client
+IPs are kept only as a salted HMAC, enough to tell that two votes came from one address, not
+which address.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import time
 import uuid
 from typing import Any
 
+from webui import votes
 from webui.arena import SIDES, Chat, Round, VoteKind
 from webui.gateway import Sampling
+from webui.identity import IdentityFilter
 
 SCHEMA = 1
 VOTES = "votes"
@@ -31,12 +36,22 @@ def _mode(rnd: Round) -> str:
     return "battle" if rnd.anonymous else "side_by_side"
 
 
+def vote_id(rnd: Round) -> str:
+    """A round takes one vote: its id follows from the round's, so a retry has the same."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"corral:vote:{rnd.conversation_id}").hex
+
+
 def vote_record(
-    rnd: Round, winner: VoteKind, sampling: Sampling, ip_hash: str | None, now: float | None = None
+    rnd: Round,
+    winner: VoteKind,
+    sampling: Sampling,
+    ip_hash: str | None,
+    now: float | None = None,
+    identity: IdentityFilter | None = None,
 ) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "vote_id": uuid.uuid4().hex,
+    record = {
+        "schema": votes.SCHEMA,
+        "vote_id": vote_id(rnd),
         "conversation_id": rnd.conversation_id,
         "mode": _mode(rnd),
         "anonymous": rnd.anonymous,
@@ -52,6 +67,8 @@ def vote_record(
         "conversation_a": [dict(m) for m in rnd.sides[0].messages],
         "conversation_b": [dict(m) for m in rnd.sides[1].messages],
     }
+    record.update(votes.judge(record, identity or IdentityFilter([])))
+    return record
 
 
 def round_record(

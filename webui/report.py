@@ -13,36 +13,82 @@ from collections.abc import Callable
 
 from webui.leaderboard import Leaderboard, Row
 
-COLUMNS = ["rank", "model", "rating", "lower", "upper", "elo", "votes", "wins", "ties", "losses"]
-HEADERS = ["Rank", "Model", "BT rating", "95% low", "95% high", "Elo", "Votes", "W", "T", "L"]
+COLUMNS = [
+    "rank", "model", "rating", "lower", "upper", "style", "elo", "votes", "wins", "ties",
+    "losses", "group",
+]  # fmt: skip
+HEADERS = [
+    "Rank", "Model", "BT rating", "95% low", "95% high", "Style-controlled", "Elo", "Votes",
+    "W", "T", "L", "Group",
+]  # fmt: skip
+CSV_COLUMNS = [*COLUMNS, "status"]
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def table_rows(board: Leaderboard) -> list[list[str]]:
-    return [
+    """Ranked models first, by group and rank; then provisional ones, with their counts."""
+    ranked = [
         [
             str(r.rank),
             r.model,
             f"{r.rating:.1f}",
             f"{r.lower:.1f}",
             f"{r.upper:.1f}",
+            _num(r.style),
             f"{r.elo:.1f}",
             str(r.votes),
             str(r.wins),
             str(r.ties),
             str(r.losses),
+            str(r.group),
         ]
         for r in board.rows
     ]
+    provisional = [
+        ["-", p.model, "provisional", *[""] * 4, *map(str, (p.votes, p.wins, p.ties, p.losses)), ""]
+        for p in board.provisional
+    ]
+    return ranked + provisional
 
 
 def summary(board: Leaderboard) -> str:
     c = board.counts
     return (
         f"Battles counted: {c.counted} of {c.stored} votes stored "
-        f"({c.named} side-by-side, {c.identity} dropped because a model's identity showed, "
-        f"{c.invalid} invalid); intervals from {board.bootstrap_rounds} bootstrap rounds; "
-        "ties count half a win each"
+        f"({c.named} side-by-side, {c.identity} dropped because an answer revealed a model, "
+        f"{c.duplicate} duplicate, {c.invalid} invalid); intervals from "
+        f"{board.bootstrap_rounds} bootstrap rounds; ties count half a win each"
     )
+
+
+def footnote(board: Leaderboard) -> str:
+    """How to read the ratings: threshold, anchors, comparison groups, style control."""
+    lines = [
+        f"A model is ranked once it has {board.min_votes} counted battles; below that it is "
+        "provisional (listed with its count, not ranked, and left out of everyone's rating).",
+    ]
+    if board.groups:
+        anchors = ", ".join(f"{g.anchor} (group {g.number})" for g in board.groups)
+        lines.append(
+            f"Ratings are anchored: {anchors} is fixed at 1000 and the others are relative to "
+            "it, so a newcomer cannot shift everyone by its own luck; the anchor's interval is "
+            "zero by construction."
+        )
+    if len(board.groups) > 1:
+        lines.append(
+            f"WARNING: {len(board.groups)} comparison groups never met, not even through "
+            "common opponents: ratings and ranks compare only within a group."
+        )
+    if board.style_coefficients:
+        effects = ", ".join(f"{k} {v:+.1f}" for k, v in board.style_coefficients.items())
+        lines.append(
+            "Style-controlled: Bradley-Terry with answer length, headers, lists and bold as "
+            f"covariates, so a model does not climb by writing longer (effects: {effects})."
+        )
+    return "\n".join(lines)
 
 
 def as_table(board: Leaderboard) -> str:
@@ -50,7 +96,7 @@ def as_table(board: Leaderboard) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     lines = ["  ".join(_align(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*lines, "", summary(board)]) + "\n"
+    return "\n".join([*lines, "", summary(board), footnote(board)]) + "\n"
 
 
 def _align(row: list[str], widths: list[int]) -> list[str]:
@@ -66,9 +112,12 @@ def as_json(board: Leaderboard) -> str:
 def as_csv(board: Leaderboard) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     for r in board.rows:
-        writer.writerow([getattr(r, c) for c in COLUMNS])
+        values = [getattr(r, c) for c in COLUMNS]
+        writer.writerow([*("" if v is None else v for v in values), "ranked"])
+    for p in board.provisional:
+        writer.writerow([getattr(p, c, "") for c in COLUMNS] + ["provisional"])
     return out.getvalue()
 
 
@@ -102,7 +151,7 @@ def interval_svg(rows: list[Row], width: int = 640) -> str:
     ]
     for i, r in enumerate(rows):
         y = top + row_h * i + row_h / 2
-        name = html.escape(f"{r.rank}. {r.model}")
+        name = html.escape(f"{r.rank}. {r.model}" + (f" (g{r.group})" if r.group > 1 else ""))
         parts += [
             f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{name}</text>',
             f'<line x1="{x(r.lower):.1f}" y1="{y:.1f}" x2="{x(r.upper):.1f}" y2="{y:.1f}" '

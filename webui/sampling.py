@@ -1,7 +1,10 @@
 """Which two models meet in a battle: weighted draws without replacement, sides shuffled.
 
-A weight of 0 is never drawn. Weights are checked against the models the gateway lists once,
-at start-up, so a typo or an all-zero table stops the UI instead of failing every battle.
+A weight of 0 is never drawn, nor is a retired model. Models short of the leaderboard's vote
+threshold are drawn more often, in proportion to how far short they are (`balanced`), so
+a newcomer gets its votes without a hand-kept boost list. Weights are checked against the
+models the gateway lists once, at start-up, so a typo or an all-zero table stops the UI
+instead of failing every battle.
 """
 
 from __future__ import annotations
@@ -33,11 +36,28 @@ def check_weights(weights: Mapping[str, float], served: Collection[str]) -> None
         )
 
 
-def effective_weights(weights: Mapping[str, float], served: Collection[str]) -> dict[str, float]:
-    """The models a battle may draw now and their weights (served and weight > 0 only)."""
+def effective_weights(
+    weights: Mapping[str, float], served: Collection[str], retired: Collection[str] = ()
+) -> dict[str, float]:
+    """The models a battle may draw now and their weights (served, not retired, weight > 0)."""
     if not weights:
-        return {m: 1.0 for m in sorted(served)}
-    return {m: float(w) for m, w in sorted(weights.items()) if m in served and w > 0}
+        return {m: 1.0 for m in sorted(served) if m not in retired}
+    return {
+        m: float(w)
+        for m, w in sorted(weights.items())
+        if m in served and w > 0 and m not in retired
+    }
+
+
+def balanced(
+    weights: Mapping[str, float], votes: Mapping[str, int], min_votes: int, boost: float
+) -> dict[str, float]:
+    """Weights scaled by 1 + boost * (share of `min_votes` still missing): a model with no
+    votes weighs 1 + boost times its weight, one past the threshold its weight alone."""
+    return {
+        m: w * (1.0 + boost * max(0.0, 1.0 - votes.get(m, 0) / min_votes))
+        for m, w in weights.items()
+    }
 
 
 def draw_pair(weights: Mapping[str, float], rng: random.Random) -> tuple[str, str]:

@@ -23,12 +23,20 @@ from dataclasses import dataclass, field
 
 import openai
 
-from store import EventLog, StoreUnavailable
-from webui import leaderboard, records
+from store import EventLog, RateLimiter, StoreUnavailable
+from store.memory_limits import MemoryRateLimiter
+from webui import leaderboard, records, votes
 from webui.arena import VOTE_LABELS, Chat, Limits, Phase, Refused, Round, VoteKind
 from webui.gateway import Delta, Failed, Gateway, ModelInfo, Sampling
+from webui.identity import IdentityFilter
 from webui.ratelimit import RateLimits
-from webui.sampling import ArenaConfigError, check_weights, draw_pair, effective_weights
+from webui.sampling import (
+    ArenaConfigError,
+    balanced,
+    check_weights,
+    draw_pair,
+    effective_weights,
+)
 from webui.settings import WebUISettings
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,7 @@ TOO_LONG = {
     "chat": "This conversation is too long for the model: press Clear to start a new one, "
     "or lower Max new tokens (under Parameters).",
 }
+DAY_S = 86_400.0
 
 
 class GatewayUnavailable(RuntimeError):
@@ -63,7 +72,7 @@ class Duplicate(Exception):
 class Run:
     """One tab's generation in progress: `stop` ends it, `done` is set once it has ended."""
 
-    key: tuple[str, str]
+    key: tuple[str, str, str]
     conversation: Round | Chat | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,10 +84,13 @@ class Run:
 
 @dataclass(frozen=True)
 class Client:
-    """Who is asking: the browser session and the client address (for limits and the hash)."""
+    """Who is asking, as the server knows it: `session` is the user id from the signed cookie
+    the server issued (or one derived from the address), never a value the client picked;
+    `ip` is the client address, taken from X-Forwarded-For only behind a trusted proxy."""
 
     session: str
     ip: str | None
+    page: str = ""  # the browser page (Gradio's session): one generation per page and tab
 
 
 class WebUI:
@@ -93,6 +105,7 @@ class WebUI:
         gateway: Gateway,
         events: EventLog,
         rng: random.Random | None = None,
+        caps: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
@@ -108,8 +121,17 @@ class WebUI:
         self._models: list[str] = []
         self._context: dict[str, int] = {}  # model -> context length, when the gateway says
         self._models_at = -1e9
-        self._runs: dict[tuple[str, str], Run] = {}
-        self._sent: dict[tuple[str, str], tuple[str, float]] = {}  # last prompt, when
+        self._runs: dict[tuple[str, str, str], Run] = {}
+        self._sent: dict[tuple[str, str, str], tuple[str, float]] = {}  # last prompt, when
+        self.identity = IdentityFilter(settings.identity_words, settings.identity_makers)
+        self.caps = caps or MemoryRateLimiter()  # daily vote caps, as token buckets
+        self.table = votes.VoteTable(self.identity)
+        self._sync_lock = asyncio.Lock()
+        self._synced_at = -1e9
+        self._board: leaderboard.Leaderboard | None = None
+        self._board_at = -1e9
+        self._board_stored = -1
+        self._refresh: asyncio.Task[None] | None = None
 
     async def wait_for_models(self) -> list[str]:
         """Wait until the gateway lists the models the settings name, then check the arena
@@ -182,7 +204,7 @@ class WebUI:
     def claim(self, client: Client, tab: str, prompt: str | None = None) -> Run:
         """Start this tab's generation; Duplicate while one runs, or when `prompt` is what it
         sent a moment ago. Call it before any await, so that two events cannot both pass."""
-        key = (client.session, tab)
+        key = (client.session, client.page, tab)
         if key in self._runs:
             raise Duplicate(key)
         now = time.monotonic()
@@ -206,7 +228,7 @@ class WebUI:
     async def stop(self, client: Client, tab: str) -> Round | Chat | None:
         """Stop this tab's generation and wait (a few seconds at most) until it has ended;
         returns its conversation, or None when nothing ran."""
-        key = (client.session, tab)
+        key = (client.session, client.page, tab)
         self._sent.pop(key, None)  # after a stop or a new round, the same prompt is meant
         run = self._runs.get(key)
         if run is None:
@@ -219,7 +241,11 @@ class WebUI:
     # arena -------------------------------------------------------------------------------
 
     async def new_battle(self) -> Round:
-        weights = effective_weights(self.settings.arena_weights, await self.models())
+        s = self.settings
+        weights = effective_weights(s.arena_weights, await self.models(), s.retired_models)
+        if s.newcomer_boost > 0:
+            await self._sync_if_old()
+            weights = balanced(weights, self.table.votes_by_model(), s.min_votes, s.newcomer_boost)
         try:
             pair = draw_pair(weights, self.rng)
         except ArenaConfigError as exc:
@@ -325,11 +351,20 @@ class WebUI:
         return TOO_LONG[tab] if event.kind == "too_long" else event.message
 
     async def vote(self, rnd: Round, kind: VoteKind, client: Client) -> str:
-        """Store the vote; only once it is stored is it acknowledged and are names revealed."""
+        """Store the vote; only once it is stored is it acknowledged and are names revealed.
+
+        Both writes (the full record, then its projection) are keyed by the vote id, so a
+        retried write stores nothing twice. Daily caps per user and per address apply.
+        """
         rnd.begin_vote(kind)
         try:
-            record = records.vote_record(rnd, kind, self.sampling, self._ip_hash(client))
-            await self.events.append(records.VOTES, record)
+            await self._charge_vote(client)
+            record = records.vote_record(
+                rnd, kind, self.sampling, self._ip_hash(client), identity=self.identity
+            )
+            key = str(record["vote_id"])
+            await self.events.append(records.VOTES, record, key=key)
+            await self.events.append(votes.VOTE_INDEX, votes.project(record), key=key)
         except StoreUnavailable as exc:
             logger.error("vote not stored: %s", exc)
             rnd.abort_vote()
@@ -341,10 +376,37 @@ class WebUI:
             rnd.abort_vote()
             raise
         rnd.commit_vote(record["voted_at"])
-        return (
+        message = (
             f"Vote saved: {VOTE_LABELS[kind]}. Model A was {rnd.models[0]}, "
             f"Model B was {rnd.models[1]}. Start a new round to play again."
         )
+        if rnd.anonymous and record["identity"]:
+            message += (
+                " This battle does not count on the leaderboard: an answer named a model or "
+                f"its maker ({', '.join(record['identity'])})."
+            )
+        return message
+
+    async def _charge_vote(self, client: Client) -> None:
+        """Take one vote from the day's allowance of the address and of the user: first look
+        whether both have one left (taking nothing), then take from both."""
+        s = self.settings
+        ip, user = self._ip_hash(client), records.hash_ip(self._salt, client.session)
+        buckets = [
+            (f"votes:ip:{ip}", s.ip_vote_cap if ip else 0, "your network address"),
+            (f"votes:user:{user}", s.user_vote_cap, "you"),
+        ]
+        buckets = [(bucket, cap, who) for bucket, cap, who in buckets if cap > 0]
+        for bucket, cap, who in buckets:
+            wait = await self.caps.take(bucket, cap, cap / DAY_S, 0, 1)
+            if wait > 0:
+                hours = max(1, round(wait / 3600))
+                raise Refused(
+                    f"Vote not saved: {who} reached the limit of {cap} votes a day. "
+                    f"Try again in about {hours} h."
+                )
+        for bucket, cap, _ in buckets:
+            await self.caps.take(bucket, cap, cap / DAY_S, 1, 0)
 
     # chat --------------------------------------------------------------------------------
 
@@ -442,9 +504,52 @@ class WebUI:
         return ""
 
     async def leaderboard(self) -> leaderboard.Leaderboard:
-        """Raises StoreUnavailable when the votes cannot be read."""
-        votes = [record for _, record in await self.events.read(records.VOTES)]
-        s = self.settings
-        return await asyncio.to_thread(
-            leaderboard.build, votes, s.identity_words, s.bootstrap_rounds, s.leaderboard_seed
-        )
+        """The board, from a cache refreshed in the background once older than
+        `leaderboard_refresh_s` (0: recomputed on every call). The first call, and every call
+        when the refresh time is 0, waits for the computation; it runs in a worker thread.
+        Raises StoreUnavailable when the votes cannot be read and nothing is cached."""
+        refresh = self.settings.leaderboard_refresh_s
+        if time.monotonic() - self._board_at >= refresh:
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.create_task(self._recompute())
+                self._refresh.add_done_callback(_log_failure)
+            if self._board is None or refresh == 0:
+                await asyncio.shield(self._refresh)
+        assert self._board is not None
+        return self._board
+
+    async def close(self) -> None:
+        """Stop a leaderboard refresh still running (its thread finishes on its own)."""
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
+                await self._refresh
+
+    async def _recompute(self) -> None:
+        await self.sync_votes()
+        if self._board is None or self.table.counts.stored != self._board_stored:
+            stored = self.table.counts.stored
+            battles = self.table.battles()
+            options = leaderboard.Options.from_settings(self.settings)
+            self._board = await asyncio.to_thread(leaderboard.compute, battles, options)
+            self._board_stored = stored
+        self._board_at = time.monotonic()
+
+    async def sync_votes(self) -> None:
+        """Absorb the votes stored since the last look (by any web UI on the same store)."""
+        async with self._sync_lock:
+            await votes.load(self.events, self.table)
+            self._synced_at = time.monotonic()
+
+    async def _sync_if_old(self) -> None:
+        if time.monotonic() - self._synced_at < self.settings.leaderboard_refresh_s:
+            return
+        try:
+            await self.sync_votes()
+        except StoreUnavailable as exc:  # the draw goes on with the counts it has
+            logger.warning("cannot read the vote counts: %s", exc)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("leaderboard refresh failed: %s", task.exception())

@@ -7,41 +7,27 @@ from typing import Annotated
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servekit.settings import ServiceSettings, store_url_field
+from servekit.settings import ServiceSettings, allowed_hosts_field, store_url_field
 
 ENV_PREFIX = "CORRAL_WEBUI_"
 
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
-# Words that, in a battle's text, give away who answered: such battles are not counted.
-# Every model name found in the stored votes is added to these (see webui.leaderboard).
-DEFAULT_IDENTITY_WORDS = [
-    "openai",
-    "chatgpt",
-    "gpt-3",
-    "gpt-4",
-    "anthropic",
-    "claude",
-    "google",
-    "gemini",
-    "bard",
-    "meta ai",
-    "llama",
-    "vicuna",
-    "lmsys",
-    "mistral",
-    "mixtral",
-    "qwen",
-    "alibaba",
-    "deepseek",
-    "baichuan",
-    "chatglm",
-    "hugging face",
-    "huggingface",
-    "smollm",
-    "cohere",
-    "microsoft",
-]
+# Words that, in a battle's answers, give away who answered: such battles are not counted
+# (see webui.identity for how they match). Families always count; a maker the user's own
+# prompt named does not. Served model names are not added: list them here to ban them.
+DEFAULT_IDENTITY_FAMILIES = [
+    "chatgpt", "gpt", "claude", "gemini", "bard", "gemma", "llama", "tinyllama", "vicuna",
+    "alpaca", "mistral", "mixtral", "qwen", "deepseek", "baichuan", "chatglm", "glm", "smollm",
+    "phi", "yi", "falcon", "olmo", "internlm", "zephyr", "starling", "openchat", "wizardlm",
+    "grok", "nemotron", "ernie", "stablelm", "command r",
+]  # fmt: skip
+DEFAULT_IDENTITY_MAKERS = [
+    "openai", "anthropic", "google", "deepmind", "meta", "meta ai", "facebook", "lmsys",
+    "alibaba", "hugging face", "cohere", "microsoft", "mistral ai", "allen ai", "ai2",
+    "01.ai", "zhipu", "baidu", "xai", "nvidia", "stability ai", "tencent",
+    "technology innovation institute",
+]  # fmt: skip
 
 
 class WebUISettings(ServiceSettings):
@@ -49,6 +35,7 @@ class WebUISettings(ServiceSettings):
 
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=7860, ge=0, le=65535, description="port to listen on")
+    allowed_hosts: list[str] = allowed_hosts_field()
     api_url: str = Field(
         default="http://127.0.0.1:8000/v1", description="the gateway's OpenAI base URL"
     )
@@ -95,20 +82,61 @@ class WebUISettings(ServiceSettings):
     )
     rate_window_s: float = Field(default=60.0, gt=0, description="the rate limits' window")
     ip_hash_salt: SecretStr | None = Field(
-        default=None, description="keeps IP hashes comparable across restarts; unset: random"
+        default=None,
+        description="keeps IP hashes and the signed user cookie valid across restarts; "
+        "unset: random",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="address or network of a proxy whose X-Forwarded-For names the client; "
+        "others' are ignored",
+        json_schema_extra={"flag": "--trusted-proxy", "metavar": "ADDRESS"},
+    )
+    user_vote_cap: int = Field(
+        default=300, ge=0, description="votes per user (signed cookie) per day (0: off)"
+    )
+    ip_vote_cap: int = Field(
+        default=1000, ge=0, description="votes per client address per day (0: off)"
     )
 
     # The leaderboard
     identity_words: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_IDENTITY_WORDS),
-        description="word that reveals a model: battles naming one are not counted; any given "
-        "replace the default list",
+        default_factory=lambda: list(DEFAULT_IDENTITY_FAMILIES),
+        description="model family or name that, in an answer, reveals a model: the battle is "
+        "not counted; any given replace the default list",
         json_schema_extra={"flag": "--identity-word", "metavar": "WORD"},
+    )
+    identity_makers: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IDENTITY_MAKERS),
+        description="maker that, in an answer, reveals a model, unless the user's prompt named "
+        "it; any given replace the default list",
+        json_schema_extra={"flag": "--identity-maker", "metavar": "WORD"},
     )
     bootstrap_rounds: int = Field(
         default=1000, ge=100, description="resamples for the leaderboard's intervals"
     )
     leaderboard_seed: int = Field(default=0, description="bootstrap seed: same votes, same table")
+    min_votes: int = Field(
+        default=20, ge=1, description="battles a model needs to be ranked; below: provisional"
+    )
+    leaderboard_anchor: str | None = Field(
+        default=None,
+        description="model fixed at 1000; unset: the ranked model with the most battles",
+    )
+    retired_models: list[str] = Field(
+        default_factory=list,
+        description="model left out of battles and off the board (its votes are kept)",
+        json_schema_extra={"flag": "--retire", "metavar": "MODEL"},
+    )
+    leaderboard_refresh_s: float = Field(
+        default=60.0, ge=0, description="the web UI recomputes the board at most this often"
+    )
+    newcomer_boost: float = Field(
+        default=3.0,
+        ge=0,
+        description="a model with no votes is drawn 1+BOOST times as often, fading to 1x at "
+        "min_votes",
+    )
 
     @model_validator(mode="after")
     def _weights_can_draw(self) -> WebUISettings:

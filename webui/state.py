@@ -6,7 +6,7 @@ import contextlib
 import logging
 import random
 
-from store import EventLog, open_events
+from store import EventLog, open_events, open_limiter
 from webui.gateway import Gateway
 from webui.service import WebUI
 from webui.settings import WebUISettings
@@ -33,6 +33,9 @@ async def open_state(
     if events is None:
         events = open_events(settings.store_url)
         stack.push_async_callback(events.close)
-    ui = WebUI(settings, gateway, events, rng)
+    caps = open_limiter(settings.store_url)  # shared by every web UI when the store is Redis
+    stack.push_async_callback(caps.close)
+    ui = WebUI(settings, gateway, events, rng, caps)
+    stack.push_async_callback(ui.close)
     await ui.wait_for_models()
     return ui

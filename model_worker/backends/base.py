@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from model_worker.structured import Constraint
 from protocol.openai import FinishReason
 
 
@@ -27,9 +28,11 @@ class SamplingOptions:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     repetition_penalty: float = 1.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit)
     ignore_eos: bool = False
     min_tokens: int = 0
     logprobs: int | None = None  # None: none; k: the sampled token plus the k most likely
+    constraint: Constraint | None = None  # structured output (model_worker/structured.py)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import torch
 
 from model_worker.backends.base import Delta, GenerationRequest
 from model_worker.backends.sampling import apply_penalties, sample, token_logprob
+from model_worker.structured import GrammarCache
 from model_worker.textstream import IncrementalDetokenizer, StopMatcher
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class HFBackend:
         self.max_model_len = 0
         self._model: Any = None
         self._eos_ids: frozenset[int] = frozenset()
+        self._grammars: GrammarCache | None = None
         self._running = 0
 
     async def start(self) -> None:
@@ -102,14 +104,26 @@ class HFBackend:
             generator = torch.Generator(device="cpu").manual_seed(opts.seed % 2**64)
         self._running += 1
         try:
+            compiled = None
+            if opts.constraint is not None:
+                compiled = await asyncio.to_thread(self._grammar_cache().compile, opts.constraint)
             for index in range(opts.n):
-                async for delta in self._generate_one(request, index, generator):
+                async for delta in self._generate_one(request, index, generator, compiled):
                     yield [delta]
         finally:
             self._running -= 1
 
+    def _grammar_cache(self) -> GrammarCache:
+        if self._grammars is None:
+            self._grammars = GrammarCache(self.tokenizer, int(self._model.config.vocab_size))
+        return self._grammars
+
     async def _generate_one(
-        self, request: GenerationRequest, index: int, generator: torch.Generator | None
+        self,
+        request: GenerationRequest,
+        index: int,
+        generator: torch.Generator | None,
+        compiled: Any = None,
     ) -> AsyncIterator[Delta]:
         opts = request.options
         prompt = request.prompt_token_ids
@@ -120,13 +134,18 @@ class HFBackend:
         limit = min(opts.max_tokens, self.max_model_len - len(prompt))
         cache = _new_cache(self._model)
         output: list[int] = []
+        masker = self._grammar_cache().masker(compiled) if compiled is not None else None
         logits = await loop.run_in_executor(self._pool, self._forward, prompt, cache)
         while True:
             raw = logits
             processed = apply_penalties(raw.clone(), opts, prompt, output)
-            if len(output) < opts.min_tokens and stop_ids:
-                processed[list(stop_ids)] = float("-inf")
+            if masker is not None:
+                masker.mask(processed, sorted(stop_ids))
+            if len(output) < opts.min_tokens and stop_ids and masker is None:
+                processed[list(stop_ids)] = float("-inf")  # a grammar's end outranks min_tokens
             token = sample(processed, opts, generator)
+            if masker is not None and token not in stop_ids:
+                masker.accept(token)
             output.append(token)
             logprobs = None
             if opts.logprobs is not None:

@@ -211,14 +211,15 @@ class LlamaCppBackend:
         detok = IncrementalDetokenizer(self.tokenizer, prompt)
         matcher = StopMatcher(opts.stop)
         limit = min(opts.max_tokens, self.max_model_len - len(prompt))
-        chain = sampler_chain(opts, index)
+        chain = sampler_chain(opts, index, self._model)
         output: list[int] = []
         try:
             self._prefill(slot, prompt)
             while not stop.is_set():
                 logits = self._logits(slot)
                 raw = logits.copy() if opts.logprobs is not None else logits
-                banned = stop_ids if len(output) < opts.min_tokens else ()
+                early = len(output) < opts.min_tokens and opts.constraint is None
+                banned = stop_ids if early else ()  # a grammar's end outranks min_tokens
                 adjust_logits(logits, opts, prompt, output, banned)
                 token = int(chain.sample(slot.ctx, -1))
                 output.append(token)

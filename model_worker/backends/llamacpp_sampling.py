@@ -5,10 +5,11 @@ top-k, top-p, min-p and the seeded draw, or the greedy pick at temperature 0. Wh
 vLLM define differently from llama.cpp's penalties sampler is done first, in place on the
 context's logits with numpy, with the same semantics as the hf backend (`sampling.py`):
 the repetition penalty (CTRL-style, over prompt and output), presence/frequency penalties over
-the output only, and min_tokens (the stop ids masked). Logprobs come from the raw logits.
+the output only, logit_bias, and min_tokens (the stop ids masked). Logprobs come from the raw
+logits.
 
-Structured output (issue 12) is one more sampler here: llama.cpp's GBNF grammar sampler
-(`LlamaSampler.add_grammar(model, LlamaGrammar.from_string(...))`), first in the chain.
+Structured output is one more sampler here: llama.cpp's GBNF grammar sampler, first in the
+chain (a JSON schema becomes GBNF with llama-cpp-python's own converter).
 """
 
 from __future__ import annotations
@@ -20,16 +21,31 @@ from typing import Any
 import numpy as np
 
 from model_worker.backends.base import SamplingOptions, TokenLogprob
+from model_worker.structured import Constraint
 from protocol.openai import GREEDY_TEMPERATURE
 
 _UINT32 = 2**32
 
 
-def sampler_chain(opts: SamplingOptions, choice: int) -> Any:
-    """A llama.cpp sampler chain for one choice; seeded choices differ yet reproduce."""
+def gbnf(constraint: Constraint) -> Any:
+    """A constraint as a llama.cpp grammar (LlamaGrammar); ValueError when it cannot be one."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    if constraint.kind == "json":
+        return LlamaGrammar.from_json_schema(constraint.spec, verbose=False)
+    return LlamaGrammar.from_string(constraint.spec, verbose=False)
+
+
+def sampler_chain(opts: SamplingOptions, choice: int, model: Any = None) -> Any:
+    """A llama.cpp sampler chain for one choice; seeded choices differ yet reproduce.
+
+    With a constraint, `model` (the LlamaModel) is needed for its vocabulary.
+    """
     from llama_cpp._internals import LlamaSampler
 
     chain = LlamaSampler()
+    if opts.constraint is not None:
+        chain.add_grammar(model, gbnf(opts.constraint))
     if opts.temperature < GREEDY_TEMPERATURE:
         chain.add_greedy()
         return chain
@@ -62,6 +78,9 @@ def adjust_logits(
     if output_ids and (opts.presence_penalty or opts.frequency_penalty):
         ids, counts = np.unique(np.asarray(output_ids, dtype=np.int64), return_counts=True)
         logits[ids] -= opts.presence_penalty + opts.frequency_penalty * counts
+    if opts.logit_bias:
+        ids = np.array([token for token, _ in opts.logit_bias], dtype=np.int64)
+        logits[ids] += np.array([bias for _, bias in opts.logit_bias], dtype=logits.dtype)
     ban = list(banned)
     if ban:
         logits[ban] = -np.inf

@@ -67,6 +67,14 @@ class LlamaCppTokenizer:
                 return buf.raw[:n].decode("utf-8", errors="replace")
             room = -n + 1
 
+    def special_texts(self) -> list[str]:
+        """The spellings of the vocabulary's control tokens (`<|im_end|>`, `<s>`, ...)."""
+        is_control = getattr(self._C, "llama_vocab_is_control", None)
+        if is_control is None:
+            return []
+        ids = [t for t in range(self._size) if is_control(self._vocab, t)]
+        return [text for text in (self.decode([t]) for t in ids) if text]
+
     def _token_or_none(self, token: int) -> int | None:
         return token if 0 <= token < self._size else None
 

@@ -16,7 +16,8 @@ def apply_penalties(
     prompt_ids: Sequence[int],
     output_ids: Sequence[int],
 ) -> torch.Tensor:
-    """Repetition penalty (CTRL-style, over prompt and output) and OpenAI presence/frequency."""
+    """Repetition penalty (CTRL-style, over prompt and output), OpenAI presence/frequency
+    penalties and logit_bias."""
     if opts.repetition_penalty != 1.0:
         seen = torch.tensor(sorted(set(prompt_ids) | set(output_ids)), dtype=torch.long)
         picked = logits[seen]
@@ -26,6 +27,9 @@ def apply_penalties(
     if output_ids and (opts.presence_penalty or opts.frequency_penalty):
         ids, counts = torch.tensor(output_ids, dtype=torch.long).unique(return_counts=True)
         logits[ids] -= opts.presence_penalty + opts.frequency_penalty * counts.to(logits.dtype)
+    if opts.logit_bias:
+        ids = torch.tensor([token for token, _ in opts.logit_bias], dtype=torch.long)
+        logits[ids] += torch.tensor([bias for _, bias in opts.logit_bias], dtype=logits.dtype)
     return logits
 
 

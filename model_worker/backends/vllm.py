@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model_worker.backends.base import BackendError, Delta, GenerationRequest, TokenLogprob
+from model_worker.structured import Constraint
+from protocol.errors import InvalidRequest
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +158,13 @@ class VLLMBackend:
             presence_penalty=o.presence_penalty,
             frequency_penalty=o.frequency_penalty,
             repetition_penalty=o.repetition_penalty,
+            logit_bias=dict(o.logit_bias) or None,
             ignore_eos=o.ignore_eos,
             min_tokens=o.min_tokens,
             max_tokens=o.max_tokens,
             logprobs=o.logprobs,
             output_kind=RequestOutputKind.DELTA,
+            **_structured(o.constraint),
         )
         lora = self._lora_requests.get(request.lora) if request.lora else None
         prompt = {"prompt_token_ids": list(request.prompt_token_ids)}
@@ -171,6 +175,9 @@ class VLLMBackend:
         except Exception as exc:
             if not self.healthy():
                 raise BackendError(str(exc) or type(exc).__name__) from exc
+            if o.constraint is not None and isinstance(exc, ValueError):
+                # the engine's grammar backend refused what our own check let through
+                raise InvalidRequest(str(exc), param="response_format") from exc
             raise
         finally:
             await stream.aclose()  # on an early exit this aborts the request in the engine
@@ -191,6 +198,19 @@ class VLLMBackend:
                 raise BackendError("the engine returned no embedding")
             vectors.append(list(EmbeddingOutput.from_base(result.outputs).embedding))
         return vectors
+
+
+def _structured(constraint: Constraint | None) -> dict[str, Any]:
+    """SamplingParams' structured-output argument for a constraint (none: no argument)."""
+    if constraint is None:
+        return {}
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if constraint.kind == "json":
+        params = StructuredOutputsParams(json=constraint.schema(), disable_any_whitespace=True)
+    else:
+        params = StructuredOutputsParams(grammar=constraint.spec)
+    return {"structured_outputs": params}
 
 
 def _delta(c: Any, top: int | None) -> Delta:

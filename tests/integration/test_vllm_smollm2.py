@@ -4,11 +4,14 @@ answers the openai SDK, streaming and not, with the same structure as the hf bac
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
+import jsonschema
 import openai
 import pytest
 from procs import Service, free_port
+from pydantic import BaseModel, Field
 
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -99,3 +102,25 @@ async def test_async_client_concurrent_streams(base_url: str) -> None:
     async with client:
         texts = await asyncio.gather(*(one() for _ in range(4)))
     assert all(t.strip() for t in texts)
+
+
+class Profile(BaseModel):
+    name: str = Field(max_length=30)
+    age: int = Field(ge=0, le=200)
+    friendly: bool
+
+
+def test_parse_and_json_schema_through_vllm(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    prompts = [f"Describe a person number {i} as a profile." for i in range(10)]
+    for i, prompt in enumerate(prompts):
+        reply = client.chat.completions.parse(
+            model="smollm2",
+            messages=[{"role": "user", "content": prompt}],
+            response_format=Profile,
+            max_tokens=200,
+            seed=i,
+        )
+        assert isinstance(reply.choices[0].message.parsed, Profile)
+        schema = Profile.model_json_schema()
+        jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)

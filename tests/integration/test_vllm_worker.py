@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import pytest_asyncio
 from harness import loopback, sse_events, worker_app
@@ -215,6 +217,45 @@ async def test_engine_extras(stack: dict[str, Any]) -> None:
     base = await chat(c, max_tokens=24, temperature=0, ignore_eos=True)
     penal = await chat(c, max_tokens=24, temperature=0, ignore_eos=True, repetition_penalty=2.0)
     assert base.json()["choices"][0]["message"] != penal.json()["choices"][0]["message"]
+
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 10},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 3},
+    },
+    "required": ["name", "age", "tags"],
+    "additionalProperties": False,
+}
+
+
+async def test_structured_output_validates(stack: dict[str, Any]) -> None:
+    c = stack["client"]
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": PERSON, "strict": True}}
+    r = await chat(c, response_format=fmt, max_tokens=200, n=2, seed=5)
+    assert r.status_code == 200, r.text
+    for choice in r.json()["choices"]:
+        assert choice["finish_reason"] == "stop"
+        jsonschema.validate(json.loads(choice["message"]["content"]), PERSON)
+    r = await chat(c, response_format={"type": "json_object"}, max_tokens=300, seed=5)
+    assert isinstance(json.loads(r.json()["choices"][0]["message"]["content"]), dict)
+
+
+async def test_logit_bias_forces_a_token(stack: dict[str, Any]) -> None:
+    r = await stack["client"].post(
+        "/v1/completions",
+        json={
+            "model": "tiny",
+            "prompt": [5, 6, 7],
+            "max_tokens": 3,
+            "temperature": 0,
+            "logit_bias": {"300": 100},
+        },
+    )
+    tok = stack["app"].state.service.backend.tokenizer
+    assert r.json()["choices"][0]["text"] == tok.decode([300] * 3)
 
 
 async def test_prompt_past_the_context_is_400(stack: dict[str, Any]) -> None:

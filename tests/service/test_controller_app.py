@@ -14,10 +14,14 @@ from controller.app import create_app
 from controller.settings import ControllerSettings
 
 
+def url_of(worker_id: str) -> str:
+    return f"http://127.0.0.1:{9000 + sum(map(ord, worker_id))}"
+
+
 def reg(worker_id: str, models: list[str], **kw: Any) -> dict[str, Any]:
     return {
         "worker_id": worker_id,
-        "url": f"http://127.0.0.1:9/{worker_id}",
+        "url": url_of(worker_id),
         "models": models,
         "capacity": 1,
         **kw,
@@ -37,7 +41,7 @@ async def dispatch(c: httpx.AsyncClient, model: str, **kw: Any) -> httpx.Respons
 async def test_register_then_dispatch_and_release(controller: httpx.AsyncClient) -> None:
     assert (await controller.post("/internal/register", json=reg("w1", ["m"]))).status_code == 200
     r = await dispatch(controller, "m")
-    assert r.json() == {"worker_id": "w1", "url": "http://127.0.0.1:9/w1"}
+    assert r.json() == {"worker_id": "w1", "url": url_of("w1")}
     (status,) = (await controller.get("/internal/workers")).json()
     assert status["in_flight"] == 1 and status["dispatched_total"] == 1
     await controller.post("/internal/release", json={"worker_ids": ["w1"]})
@@ -116,16 +120,23 @@ async def test_models_aggregate_workers(controller: httpx.AsyncClient) -> None:
     ]
     assert (await controller.post("/list_models")).json() == {"models": ["m", "n", "o"]}
     addr = (await controller.post("/get_worker_address", json={"model": "n"})).json()
-    assert addr == {"address": "http://127.0.0.1:9/w1"}
+    assert addr == {"address": url_of("w1")}
 
 
 @pytest.mark.parametrize(
     ("url", "status"),
     [
         ("http://10.0.0.8:80", 403),
-        ("http://169.254.169.254/", 403),
+        ("http://169.254.169.254:80/", 403),
         ("file:///etc/passwd", 400),
         ("not a url", 400),
+        # scheme://host:port and nothing else: no path, query, user or missing port
+        ("http://127.0.0.1:9/admin", 400),
+        ("http://127.0.0.1:9?x=1", 400),
+        ("http://127.0.0.1:9#f", 400),
+        ("http://user:pw@127.0.0.1:9", 400),
+        ("http://127.0.0.1", 400),
+        ("http://127.0.0.1:99999", 400),
     ],
 )
 async def test_worker_url_must_be_an_allowed_host(
@@ -154,3 +165,52 @@ async def test_control_secret_is_required_when_set() -> None:
         )
         assert ok.status_code == 200
         assert (await c.get("/health")).status_code == 200  # health stays open
+
+
+async def test_a_bad_url_in_the_registry_is_not_dispatched_to() -> None:
+    """A record that did not come through /internal/register (a shared store written by
+    someone else) is checked again at dispatch."""
+    from protocol.control import WorkerRegistration
+    from store.memory import MemoryRegistry
+
+    registry = MemoryRegistry(ttl=60)
+    await registry.register(WorkerRegistration(**reg("evil", ["m"], url="http://127.0.0.1:9/x")))
+    await registry.register(WorkerRegistration(**reg("far", ["m"], url="http://10.1.1.1:9")))
+    async with serve(create_app(ControllerSettings(), registry=registry)) as c:
+        r = await dispatch(c, "m")
+        assert r.status_code == 503
+        await registry.register(WorkerRegistration(**reg("good", ["m"])))
+        assert (await dispatch(c, "m")).json()["worker_id"] == "good"
+
+
+async def test_host_header_and_content_type_are_checked() -> None:
+    """DNS rebinding (a hostile name resolved to 127.0.0.1) gets 421; a cross-site simple
+    POST (text/plain, form) gets 415; loopback names and allowed hosts pass."""
+    app = create_app(ControllerSettings(allowed_hosts=["ctl.internal"]))
+    async with serve(app) as c:
+        r = await c.get("/health", headers={"Host": "evil.example"})
+        assert (r.status_code, r.json()["error"]["code"]) == (421, "host_not_allowed")
+        for host in ("127.0.0.1:21001", "localhost", "[::1]:21001", "ctl.internal:21001"):
+            assert (await c.get("/health", headers={"Host": host})).status_code == 200, host
+        body = b'{"model": "m"}'
+        for media in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+            r = await c.post("/internal/dispatch", content=body, headers={"Content-Type": media})
+            assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
+        r = await c.post("/internal/dispatch", content=body)  # no content type at all
+        assert r.status_code == 415
+        r = await c.post("/list_models")  # no body at all (FastChat's clients)
+        assert r.status_code == 200
+        r = await c.post(
+            "/internal/dispatch",
+            content=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        assert r.status_code == 404  # past the guard: no such model
+
+
+async def test_a_wildcard_listener_answers_any_host_unless_told() -> None:
+    async with serve(create_app(ControllerSettings(host="0.0.0.0"))) as c:
+        assert (await c.get("/health", headers={"Host": "anything"})).status_code == 200
+    app = create_app(ControllerSettings(host="0.0.0.0", allowed_hosts=["ctl"]))
+    async with serve(app) as c:
+        assert (await c.get("/health", headers={"Host": "anything"})).status_code == 421

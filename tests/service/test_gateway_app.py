@@ -295,7 +295,18 @@ async def test_worker_errors_are_relayed_with_their_status(real_worker: str) -> 
 
 
 BAD: list[tuple[str, dict[str, Any], int, str | None]] = [
-    ("malformed JSON", {"content": b"{not json"}, 400, None),
+    (
+        "malformed JSON",
+        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+        400,
+        None,
+    ),
+    (
+        "not JSON at all",
+        {"content": b"hello", "headers": {"Content-Type": "text/plain"}},
+        415,
+        None,
+    ),
     ("missing messages", {"json": {"model": "tiny"}}, 400, "messages"),
     ("empty messages", {"json": {"model": "tiny", "messages": []}}, 400, "messages"),
     (
@@ -335,7 +346,7 @@ async def test_known_model_without_live_worker_is_503() -> None:
         async with httpx.AsyncClient(base_url=ctl_url) as c:
             await c.post(
                 "/internal/register",
-                json={"worker_id": "w", "url": "http://w", "models": ["tiny"], "capacity": 1},
+                json={"worker_id": "w", "url": "http://w:80", "models": ["tiny"], "capacity": 1},
             )
             await c.post("/internal/deregister", json={"worker_id": "w"})
         async with serve(gateway_app(GatewaySettings(controller_urls=[ctl_url]))) as client:

@@ -89,11 +89,11 @@ def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-async def test_open_without_keys_then_closed_once_one_exists(ctl_url: str, store_url: str) -> None:
-    async with gateway(ctl_url, store_url) as gw:
-        assert (await gw.post("/v1/chat/completions", json=CHAT)).status_code == 200
-        async with keystore(store_url) as keys:
-            secret, record = await keys.create("ci", None, None, None)
+async def test_required_keys_are_required_whatever_the_store_holds(
+    ctl_url: str, store_url: str
+) -> None:
+    async with gateway(ctl_url, store_url, require_keys=True) as gw:
+        # no key exists yet: still closed (the mode is explicit, not read from the store)
         r = await gw.post("/v1/chat/completions", json=CHAT)
         assert r.status_code == 401
         assert r.json()["error"] == {
@@ -103,6 +103,8 @@ async def test_open_without_keys_then_closed_once_one_exists(ctl_url: str, store
             "param": None,
             "code": "invalid_api_key",
         }
+        async with keystore(store_url) as keys:
+            secret, record = await keys.create("ci", None, None, None)
         r = await gw.post("/v1/chat/completions", json=CHAT, headers=bearer("sk-wrong"))
         assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_api_key")
         assert (
@@ -112,8 +114,24 @@ async def test_open_without_keys_then_closed_once_one_exists(ctl_url: str, store
             assert await keys.revoke(record.id)
         r = await gw.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))
         assert r.status_code == 401
-        # revoking the last key does not open the gateway again
         assert (await gw.post("/v1/chat/completions", json=CHAT)).status_code == 401
+
+
+async def test_an_open_gateway_stays_open_when_keys_exist(ctl_url: str, store_url: str) -> None:
+    """Without --require-keys the API is open, and says so; a key in the store changes nothing."""
+    async with keystore(store_url) as keys:
+        await keys.create("ci", None, None, None)
+    async with gateway(ctl_url, store_url) as gw:
+        assert (await gw.post("/v1/chat/completions", json=CHAT)).status_code == 200
+
+
+async def test_required_keys_with_an_unreadable_store_is_503_never_open(ctl_url: str) -> None:
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    async with gateway(ctl_url, dead, require_keys=True) as gw:
+        r = await gw.post("/v1/chat/completions", json=CHAT, headers=bearer("sk-corral-x"))
+        assert (r.status_code, r.json()["error"]["code"]) == (503, "store_unavailable")
+        r = await gw.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 401
 
 
 async def test_keys_are_stored_hashed(store_url: str) -> None:
@@ -130,7 +148,7 @@ async def test_keys_are_stored_hashed(store_url: str) -> None:
 async def test_model_allowlist(ctl_url: str, store_url: str) -> None:
     async with keystore(store_url) as keys:
         secret, _ = await keys.create("tiny-only", ["tiny"], None, None)
-    async with gateway(ctl_url, store_url) as gw:
+    async with gateway(ctl_url, store_url, require_keys=True) as gw:
         r = await gw.post(
             "/v1/chat/completions", json={**CHAT, "model": "other"}, headers=bearer(secret)
         )
@@ -146,7 +164,7 @@ async def test_model_allowlist(ctl_url: str, store_url: str) -> None:
 async def test_requests_per_minute_gives_429_with_retry_after(ctl_url: str, store_url: str) -> None:
     async with keystore(store_url) as keys:
         secret, _ = await keys.create("slow", None, 2, None)
-    async with gateway(ctl_url, store_url) as gw:
+    async with gateway(ctl_url, store_url, require_keys=True) as gw:
         codes = [
             (await gw.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))).status_code
             for _ in range(2)
@@ -162,7 +180,7 @@ async def test_requests_per_minute_gives_429_with_retry_after(ctl_url: str, stor
 async def test_tokens_per_minute_counts_prompt_and_completion(ctl_url: str, store_url: str) -> None:
     async with keystore(store_url) as keys:
         secret, _ = await keys.create("thrifty", None, None, 20)  # one request uses ~17
-    async with gateway(ctl_url, store_url) as gw:
+    async with gateway(ctl_url, store_url, require_keys=True) as gw:
         for stream in (False, True):
             r = await gw.post(
                 "/v1/chat/completions", json={**CHAT, "stream": stream}, headers=bearer(secret)
@@ -182,7 +200,10 @@ async def test_tokens_per_minute_counts_prompt_and_completion(ctl_url: str, stor
 async def test_two_gateways_share_redis_buckets(ctl_url: str, redis_url: str) -> None:
     async with keystore(redis_url) as keys:
         secret, _ = await keys.create("shared", None, 2, None)
-    async with gateway(ctl_url, redis_url) as a, gateway(ctl_url, redis_url) as b:
+    async with (
+        gateway(ctl_url, redis_url, require_keys=True) as a,
+        gateway(ctl_url, redis_url, require_keys=True) as b,
+    ):
         assert (
             await a.post("/v1/chat/completions", json=CHAT, headers=bearer(secret))
         ).status_code == 200
@@ -203,7 +224,9 @@ async def test_body_over_the_limit_is_413(ctl_url: str, tmp_path: Path, chunked:
                 yield big[i : i + 1000]
 
         content: Any = body() if chunked else big
-        r = await gw.post("/v1/chat/completions", content=content)
+        r = await gw.post(
+            "/v1/chat/completions", content=content, headers={"Content-Type": "application/json"}
+        )
         assert r.status_code == 413
         assert r.json()["error"]["code"] == "request_too_large"
 
@@ -225,7 +248,7 @@ async def test_metrics_and_ready(ctl_url: str, tmp_path: Path) -> None:
         text = (await gw.get("/metrics")).text
     for line in (
         'corral_api_requests_total{model="tiny",route="/v1/chat/completions",status="200"} 2.0',
-        'corral_api_requests_total{model="nope",route="/v1/chat/completions",status="404"} 1.0',
+        'corral_api_requests_total{model="",route="/v1/chat/completions",status="404"} 1.0',
         'corral_api_output_tokens_total{model="tiny"} 8.0',
         'corral_api_errors_total{type="invalid_request_error"} 1.0',
     ):

@@ -37,6 +37,9 @@ def test_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     key_id = out.split("id:")[1].split()[0]
     secret = out.split("secret:")[1].split()[0]
     assert secret.startswith("sk-corral-") and "cannot be shown again" in err
+    # the store it wrote to, so nobody mints a key in a store no gateway reads
+    assert f"store:  embedded SQLite at {tmp_path / 'k.db'}" in out
+    assert "--require-keys" in err
     code, out, _ = run(capsys, "keys", "--store-url", url, "list", "--format", "json")
     (listed,) = json.loads(out)
     assert (listed["id"], listed["models"], listed["rpm"], listed["tpm"]) == (
@@ -60,3 +63,15 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["keys", "--store-url", url, "create", "--name", "x", "--rpm", "0"])
     assert exit_info.value.code == 2
+
+
+def test_create_names_a_redis_store_without_its_password(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = redis_url.replace("redis://", "redis://:pw@") if "@" not in redis_url else redis_url
+    from store import describe_store
+
+    described = describe_store(url)
+    assert described.startswith("redis at redis://127.0.0.1:") and "pw" not in described
+    code, out, _ = run(capsys, "keys", "--store-url", redis_url, "create", "--name", "ci")
+    assert code == 0 and "store:  redis at redis://" in out

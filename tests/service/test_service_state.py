@@ -87,7 +87,9 @@ async def test_the_gateway_runs_on_a_fake_store_and_controller(tmp_path: Path) -
     worker = Starlette(routes=[Route("/v1/chat/completions", _worker, methods=["POST"])])
     keys, limiter = FakeKeys(), MemoryRateLimiter()
     # a store URL that cannot be opened: nothing may be opened from it
-    settings = GatewaySettings(store_url="redis://127.0.0.1:1/0", controller_urls=[])
+    settings = GatewaySettings(
+        store_url="redis://127.0.0.1:1/0", controller_urls=[], require_keys=True
+    )
     async with loopback(worker) as url:
         controller = FakeController(url)
         app = gateway_app(settings, keys=keys, limiter=limiter, controller=controller)

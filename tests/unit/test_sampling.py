@@ -70,3 +70,10 @@ def test_vanishing_temperature_is_greedy_not_nan() -> None:
     """Found by schemathesis: temperature 5e-324 divided logits into infinities."""
     logits = torch.tensor([0.5, 1.5, 1.0])
     assert sample(logits, opts(temperature=5e-324), torch.Generator().manual_seed(0)) == 1
+
+
+def test_logit_bias_is_added_to_the_logits() -> None:
+    logits = torch.tensor([5.0, 0.0, 1.0, 2.0])
+    biased = apply_penalties(logits.clone(), opts(logit_bias=((1, 100.0), (0, -100.0))), [], [])
+    assert biased.tolist() == [-95.0, 100.0, 1.0, 2.0]
+    assert sample(biased, opts(temperature=0.0), None) == 1

@@ -41,14 +41,14 @@ FIELDS = [
 # Flags users and scripts already use (README, docker-compose, docs): their spelling stays.
 KNOWN_FLAGS: dict[type[ServiceSettings], list[str]] = {
     ControllerSettings: ["--host", "--port", "--policy", "--worker-ttl", "--store-url",
-                         "--control-secret", "--allowed-worker-host", "--log-level"],
+                         "--allowed-worker-host", "--log-level"],
     WorkerSettings: ["--model-path", "--model-name", "--backend", "--conv-template", "--host",
-                     "--port", "--worker-address", "--controller-url", "--control-secret",
+                     "--port", "--worker-address", "--controller-url",
                      "--capacity", "--max-queued", "--dtype", "--threads", "--max-model-len",
                      "--tensor-parallel-size", "--gpu-memory-utilization", "--quantization",
                      "--enable-lora", "--lora", "--max-num-seqs", "--runner", "--enforce-eager",
                      "--no-enforce-eager", "--log-level"],
-    GatewaySettings: ["--host", "--port", "--controller-url", "--control-secret", "--api-key",
+    GatewaySettings: ["--host", "--port", "--controller-url", "--api-key",
                       "--request-timeout", "--max-retries", "--store-url", "--max-body-bytes",
                       "--max-messages", "--log-level"],
     WebUISettings: ["--host", "--port", "--api-url", "--api-key", "--store-url",
@@ -56,6 +56,20 @@ KNOWN_FLAGS: dict[type[ServiceSettings], list[str]] = {
                     "--session-rate-limit", "--ip-rate-limit", "--startup-timeout",
                     "--wait-for-model", "--log-level"],
 }  # fmt: skip
+
+
+SECRETS = {"control_secret"}
+
+
+def test_the_control_secret_is_shared_and_never_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_CONTROL_SECRET", "shared")
+    for cls, prefix, add in SERVICES[:3]:
+        assert _read(cls(), "control_secret") == "shared"
+        monkeypatch.setenv(f"{prefix}CONTROL_SECRET", "own")
+        assert _read(cls(), "control_secret") == "own"
+        monkeypatch.delenv(f"{prefix}CONTROL_SECRET")
+        with pytest.raises(SystemExit):
+            _parser(add).parse_args(["--control-secret", "x"])
 
 
 def _parser(add: AddArguments) -> argparse.ArgumentParser:
@@ -150,6 +164,9 @@ def test_every_setting_is_a_flag_and_an_environment_variable(
     monkeypatch.delenv(f"{prefix}{name.upper()}")
 
     parser = _parser(add)
+    if name in SECRETS:  # environment only: a command line is readable by everyone in `ps`
+        assert not [a for a in parser._actions if a.dest == name]
+        return
     action = _action(parser, name)
     flag = action.option_strings[0]
     settings = settings_from_args(parser.parse_args(_argv(flag, value)), cls)

@@ -67,3 +67,35 @@ def test_no_webui_and_the_embedded_store() -> None:
     commands = dict(service_commands(args, ["smollm2"], ["smollm2"]))
     assert "webui" not in commands
     assert "--store-url" not in commands["controller"] + commands["api"]
+
+
+def test_only_the_gateway_and_the_web_ui_take_host() -> None:
+    """`corral up --host 0.0.0.0` (the Dockerfile's command): the control plane stays on
+    loopback, so the workers' URLs are ones the controller accepts."""
+    args = build_parser().parse_args(["up", "--host", "0.0.0.0", "--workers", "2"])
+    commands = dict(service_commands(args, ["smollm2"], ["smollm2"]))
+    assert list(commands) == [
+        "controller",
+        "worker smollm2 #1",
+        "worker smollm2 #2",
+        "api",
+        "webui",
+    ]
+    settings = {name: _settings(argv) for name, argv in commands.items()}
+    for name in ("controller", "worker smollm2 #1", "worker smollm2 #2"):
+        assert settings[name].model_dump()["host"] == "127.0.0.1", name
+    for name in ("api", "webui"):
+        assert settings[name].model_dump()["host"] == "0.0.0.0", name
+    workers = [settings["worker smollm2 #1"], settings["worker smollm2 #2"]]
+    assert [w.address() for w in workers if isinstance(w, WorkerSettings)] == [
+        "http://127.0.0.1:21002",
+        "http://127.0.0.1:21003",
+    ]
+    webui = settings["webui"]
+    assert isinstance(webui, WebUISettings) and webui.api_url == "http://127.0.0.1:8000/v1"
+
+
+def test_no_secret_on_any_command_line() -> None:
+    args = build_parser().parse_args(["up"])
+    for _, argv in service_commands(args, ["smollm2"], ["smollm2"]):
+        assert not [a for a in argv if "secret" in a.lower()]

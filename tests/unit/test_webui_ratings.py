@@ -105,3 +105,62 @@ def test_rank_counts_models_clearly_above() -> None:
     upper = [1100, 1090, 1030, 990]
     assert ratings.ranks(lower, upper) == [1, 1, 3, 3]
     assert ratings.ranks([1000], [1010]) == [1]
+
+
+def test_win_matrix_builds_models_by_models_from_bootstrap_counts() -> None:
+    a, b, score = np.array([0, 1]), np.array([1, 2]), np.array([1.0, 0.5])
+    w = ratings.win_matrices(a, b, score, 3, np.array([[2, 0], [1, 3]]))
+    assert w.shape == (2, 3, 3)
+    assert w[0].tolist() == [[0, 2, 0], [0, 0, 0], [0, 0, 0]]
+    assert w[1].tolist() == [[0, 1, 0], [0, 0, 1.5], [0, 1.5, 0]]
+
+
+def test_components_find_groups_that_never_met() -> None:
+    a, b = np.array([0, 3, 1]), np.array([1, 4, 2])
+    assert ratings.components(a, b, 6).tolist() == [0, 0, 0, 1, 1, 2]
+    none = np.array([], dtype=np.int64)
+    assert ratings.components(none, none, 2).tolist() == [0, 1]
+
+
+def test_anchored_fixes_one_model_in_every_row() -> None:
+    fitted = np.array([[1010.0, 990.0, 1000.0], [1020.0, 980.0, 1000.0]])
+    out = ratings.anchored(fitted, 1)
+    assert out[:, 1].tolist() == [1000.0, 1000.0]
+    assert np.allclose(out - out[:, :1], fitted - fitted[:, :1])  # differences kept
+
+
+def planted_length_bias(
+    rng: np.random.Generator, battles: int = 8000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Four models of equal strength except model 3 (+60); model 0 writes twice as long, and
+    voters favour the longer answer by a fixed amount whatever the model."""
+    true = np.array([1000.0, 1000.0, 1000.0, 1060.0])
+    length = np.array([800.0, 400.0, 400.0, 400.0])
+    a = rng.integers(0, 4, battles)
+    b = (a + rng.integers(1, 4, battles)) % 4
+    style = np.zeros((battles, 2, 4))
+    style[:, 0, 0] = length[a] * rng.uniform(0.8, 1.2, battles)
+    style[:, 1, 0] = length[b] * rng.uniform(0.8, 1.2, battles)
+    x = ratings.style_diffs(style)
+    bias = 1.0  # natural-log odds per unit of the scaled length difference
+    logit = (true[a] - true[b]) * np.log(10) / 400 + bias * x[:, 0]
+    score = (rng.random(battles) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    return a, b, score, style, true
+
+
+def test_style_control_removes_a_planted_length_bias() -> None:
+    a, b, score, style, _ = planted_length_bias(np.random.default_rng(11))
+    plain = ratings.fit_bt(ratings.win_matrices(a, b, score, 4))[0]
+    controlled, beta = ratings.fit_bt_style(a, b, score, ratings.style_diffs(style), 4)
+    assert plain[0] - plain[1] > 100  # plain BT rewards the longer writer
+    assert abs(controlled[0] - controlled[1]) < 30  # style control takes its advantage away
+    assert controlled[3] - controlled[1] == pytest.approx(60, abs=30)  # real skill stays
+    assert beta[0] > 100 and np.abs(beta[1:]).max() < 1e-6  # the bias is put on length
+
+
+def test_style_control_without_style_matches_plain_bt() -> None:
+    a, b, score = simulate(TRUE, 3000, np.random.default_rng(5))
+    plain = ratings.fit_bt(ratings.win_matrices(a, b, score, 5))[0]
+    controlled, beta = ratings.fit_bt_style(a, b, score, np.zeros((3000, 4)), 5)
+    assert np.allclose(plain, controlled, atol=1e-3)
+    assert np.allclose(beta, 0)

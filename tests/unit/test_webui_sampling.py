@@ -8,7 +8,13 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from webui.sampling import ArenaConfigError, check_weights, draw_pair, effective_weights
+from webui.sampling import (
+    ArenaConfigError,
+    balanced,
+    check_weights,
+    draw_pair,
+    effective_weights,
+)
 from webui.settings import WebUISettings
 
 SERVED = ["m1", "m2", "m3", "m4"]
@@ -96,3 +102,20 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.host, s.port, s.api_url) == ("127.0.0.1", 7999, "http://127.0.0.1:8000/v1")
     monkeypatch.setenv("CORRAL_WEBUI_STORE_URL", "sqlite:///votes.db")
     assert WebUISettings().store_url == "sqlite:///votes.db"
+
+
+def test_models_short_of_the_threshold_are_drawn_more() -> None:
+    weights = {"old1": 1.0, "old2": 1.0, "new": 1.0}
+    votes = {"old1": 500, "old2": 40, "new": 0}
+    boosted = balanced(weights, votes, min_votes=20, boost=3.0)
+    assert boosted == {"old1": 1.0, "old2": 1.0, "new": 4.0}
+    assert balanced(weights, {**votes, "new": 10}, 20, 3.0)["new"] == 2.5  # fades to 1x
+    rng = random.Random(5)
+    seen = Counter(m for _ in range(3000) for m in draw_pair(boosted, rng))
+    assert seen["new"] > 1.4 * seen["old1"]
+
+
+def test_retired_models_are_never_drawn() -> None:
+    assert effective_weights({}, SERVED, retired=["m2"]) == {"m1": 1.0, "m3": 1.0, "m4": 1.0}
+    weights = {"m1": 1.0, "m2": 5.0, "m3": 1.0}
+    assert effective_weights(weights, SERVED, retired=["m2"]) == {"m1": 1.0, "m3": 1.0}
