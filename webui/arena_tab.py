@@ -22,6 +22,7 @@ import gradio as gr
 
 from webui.arena import VOTE_LABELS, Phase, Refused, Round, VoteKind
 from webui.service import Client, Duplicate, WebUI
+from webui.settings import WebUISettings
 from webui.users import HEADER
 
 USER_HEADER = HEADER.decode()
@@ -95,6 +96,7 @@ class ArenaView:
     regen: gr.Button
     new: gr.Button
     max_turns: int
+    model_list: gr.Markdown | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -118,10 +120,10 @@ class ArenaView:
         """Updates for `outputs`: the round's sides, the notice, which controls are live.
         `clear` empties the prompt box, unless the turn failed: then its prompt goes back."""
         turns = 0 if rnd is None else rnd.kept_turns
-        box_update = gr.update(
-            interactive=rnd is None or rnd.can_send,
-            placeholder=turn_hint(turns, self.max_turns, "Type a prompt and press Enter"),
-        )
+        hint = turn_hint(turns, self.max_turns, "Type a prompt and press Enter")
+        if rnd is not None and rnd.phase is Phase.VOTED:
+            hint = "You voted: start a new round to play again"
+        box_update = gr.update(interactive=rnd is None or rnd.can_send, placeholder=hint)
         if rnd is not None and rnd.phase is Phase.FAILED and clear:
             box_update["value"] = rnd.last_prompt
         elif clear:
@@ -156,23 +158,51 @@ class ArenaView:
         ]
 
 
-def arena_tab(ui: Callable[[], WebUI], prefix: str, blocks: gr.Blocks, max_turns: int) -> None:
+BATTLE_RULES = (
+    "Two anonymous models answer each prompt. Vote for the better one: their names are "
+    "revealed after your vote. A vote counts on the leaderboard only if the answers do not "
+    "give away who wrote them (by naming a model or its maker); a company named in your own "
+    "prompt is fine. When a vote will not count, the message after your vote says why."
+)
+SIDE_RULES = (
+    "Pick two models and compare them. Votes here are stored but do not count on the "
+    "leaderboard: only anonymous battles do."
+)
+
+
+def sampling_note(s: WebUISettings) -> str:
+    return (
+        f"Both models answer with temperature {s.temperature:g}, top-p {s.top_p:g} and at most "
+        f"{s.max_tokens} new tokens per answer (fewer when the conversation fills the "
+        f"model's context); up to {s.max_turns} turns and {s.max_input_chars} characters per "
+        "message."
+    )
+
+
+def arena_tab(
+    ui: Callable[[], WebUI], prefix: str, blocks: gr.Blocks, settings: WebUISettings
+) -> None:
     """Build one arena tab inside the current `gr.Tab` and wire its events."""
-    view = _components(prefix, max_turns)
+    view = _components(prefix, settings)
     _wire_turns(view, ui)
     _wire_votes(view, ui)
     _wire_rounds(view, ui, blocks)
+    _wire_reports(view, ui)
+    if view.model_list is not None:
+
+        async def list_models() -> str:
+            return await ui().model_list()
+
+        blocks.load(list_models, None, [view.model_list], **EVENT)
 
 
-def _components(prefix: str, max_turns: int) -> ArenaView:
+def _components(prefix: str, settings: WebUISettings) -> ArenaView:
     state = gr.State(None)
     picks: list[gr.Dropdown] = []
     if prefix == "battle":
-        gr.Markdown(
-            "Two anonymous models answer each prompt. Vote for the better one: "
-            "their names are revealed after your vote."
-        )
+        gr.Markdown(BATTLE_RULES, elem_id=f"{prefix}-rules")
     else:
+        gr.Markdown(SIDE_RULES, elem_id=f"{prefix}-rules")
         with gr.Row():
             picks = [
                 gr.Dropdown(label=f"Model {s}", elem_id=f"{prefix}-pick-{s.lower()}") for s in SIDES
@@ -184,6 +214,7 @@ def _components(prefix: str, max_turns: int) -> ArenaView:
                 elem_id=f"{prefix}-chat-{s.lower()}",
                 height=420,
                 buttons=["copy", "copy_all"],
+                feedback_options=("Report",),  # a flag under each answer
             )
             for s in SIDES
         ]
@@ -198,7 +229,7 @@ def _components(prefix: str, max_turns: int) -> ArenaView:
         box = gr.Textbox(
             label="Your prompt",
             show_label=False,
-            placeholder=turn_hint(0, max_turns, "Type a prompt and press Enter"),
+            placeholder=turn_hint(0, settings.max_turns, "Type a prompt and press Enter"),
             elem_id=f"{prefix}-input",
             scale=5,
         )
@@ -207,8 +238,26 @@ def _components(prefix: str, max_turns: int) -> ArenaView:
         stop = gr.Button("Stop", elem_id=f"{prefix}-stop", interactive=False)
         regen = gr.Button("Regenerate", elem_id=f"{prefix}-regenerate", interactive=False)
         new = gr.Button("New round", elem_id=f"{prefix}-new")
+    with gr.Accordion("Sampling settings", open=False, elem_id=f"{prefix}-sampling"):
+        gr.Markdown(sampling_note(settings))
+    model_list = None
+    if prefix == "battle":  # which models may answer, and what they are
+        with gr.Accordion("The models in the arena", open=False, elem_id=f"{prefix}-models"):
+            model_list = gr.Markdown()
     return ArenaView(
-        prefix, state, picks, notice, chats, votes, box, send, stop, regen, new, max_turns
+        prefix,
+        state,
+        picks,
+        notice,
+        chats,
+        votes,
+        box,
+        send,
+        stop,
+        regen,
+        new,
+        settings.max_turns,
+        model_list,
     )
 
 
@@ -335,6 +384,8 @@ def _wire_rounds(view: ArenaView, ui: Callable[[], WebUI], blocks: gr.Blocks) ->
     view.new.click(on_new, view.picks, view.outputs, **EVENT).then(
         None, js=focus(f"{view.prefix}-input")
     )
+    for chat in view.chats:  # a pane's trash icon starts a new round too (B14)
+        chat.clear(on_new, view.picks, view.outputs, **EVENT)
     if not view.picks:
         return
     for pick in view.picks:
@@ -346,3 +397,34 @@ def _wire_rounds(view: ArenaView, ui: Callable[[], WebUI], blocks: gr.Blocks) ->
         return [gr.update(choices=served, value=first[i]) for i in (0, 1)]
 
     blocks.load(load_models, None, view.picks, **EVENT)
+
+
+def feedback_kind(data: gr.LikeData) -> str:
+    """Gradio's like data as a feedback kind: True/False are the thumbs, a string an option."""
+    if isinstance(data.liked, str):
+        return data.liked
+    return "Like" if data.liked else "Dislike"
+
+
+def message_index(data: gr.LikeData) -> int:
+    return data.index if isinstance(data.index, int) else data.index[0]
+
+
+def _wire_reports(view: ArenaView, ui: Callable[[], WebUI]) -> None:
+    """The flag under an answer reports it (stored with the conversation's id)."""
+
+    def on_report(side: int) -> Callable[..., Any]:
+        async def report(rnd: Round | None, data: gr.LikeData, request: gr.Request) -> str:
+            try:
+                if rnd is None:
+                    raise Refused("There is no answer to report.")
+                return await ui().feedback(
+                    rnd, side, message_index(data), feedback_kind(data), client_of(request)
+                )
+            except Refused as exc:
+                return warn(exc)
+
+        return report
+
+    for i, chat in enumerate(view.chats):
+        chat.like(on_report(i), [view.state], [view.notice], **EVENT)

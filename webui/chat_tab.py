@@ -14,7 +14,17 @@ from typing import Any
 import gradio as gr
 
 from webui.arena import Chat, Phase, Refused
-from webui.arena_tab import EVENT, client_of, focus, limit_notice, skip, turn_hint, warn
+from webui.arena_tab import (
+    EVENT,
+    client_of,
+    feedback_kind,
+    focus,
+    limit_notice,
+    message_index,
+    skip,
+    turn_hint,
+    warn,
+)
 from webui.gateway import Sampling
 from webui.service import Duplicate, WebUI
 from webui.settings import WebUISettings
@@ -75,7 +85,11 @@ def _components(s: WebUISettings) -> ChatView:
     state = gr.State(None)
     model = gr.Dropdown(label="Model", elem_id="chat-model")
     chatbot = gr.Chatbot(
-        label="Chat", elem_id="chat-chat", height=460, buttons=["copy", "copy_all"]
+        label="Chat",
+        elem_id="chat-chat",
+        height=460,
+        buttons=["copy", "copy_all"],
+        feedback_options=("Like", "Dislike", "Report"),  # thumbs, and a flag to report
     )
     notice = gr.Markdown(elem_id="chat-notice", elem_classes=["notice"])
     with gr.Row():
@@ -173,6 +187,16 @@ def _wire(view: ChatView, ui: Callable[[], WebUI], blocks: gr.Blocks) -> None:
         await ui().stop(client_of(request), "chat")
         return view.render(None, "")
 
+    async def on_feedback(chat: Chat | None, data: gr.LikeData, request: gr.Request) -> str:
+        try:
+            if chat is None:
+                raise Refused("There is no answer to rate.")
+            return await ui().feedback(
+                chat, 0, message_index(data), feedback_kind(data), client_of(request)
+            )
+        except Refused as exc:
+            return warn(exc)
+
     async def load_models() -> Any:
         served = await ui().models()
         return gr.update(choices=served, value=served[0] if served else None)
@@ -187,4 +211,5 @@ def _wire(view: ChatView, ui: Callable[[], WebUI], blocks: gr.Blocks) -> None:
     view.stop.click(on_stop, [view.state], view.outputs, **EVENT).then(None, js=back_to_box)
     for stop in (view.clear.click, view.model.change, view.chatbot.clear):
         stop(on_clear, None, view.outputs, **EVENT)
+    view.chatbot.like(on_feedback, [view.state], [view.notice], **EVENT)
     blocks.load(load_models, None, [view.model], **EVENT)

@@ -81,6 +81,11 @@ class Run:
     def stopped(self) -> bool:
         return self.stop.is_set()
 
+    @property
+    def answered(self) -> bool:
+        """Its answers are in (or it was refused): what is left is drawing the page."""
+        return self.conversation is not None and self.conversation.phase is not Phase.GENERATING
+
 
 @dataclass(frozen=True)
 class Client:
@@ -184,6 +189,22 @@ class WebUI:
     def context_length(self, model: str) -> int | None:
         return self._context.get(model)
 
+    async def model_list(self) -> str:
+        """The served models as a markdown list: each with its description and context."""
+        served = await self.models()
+        if not served:
+            return "No model is served right now."
+        lines = []
+        for model in served:
+            parts = [f"**{model}**"]
+            described = self.settings.model_descriptions.get(model)
+            if described:
+                parts.append(described)
+            if model in self._context:
+                parts.append(f"(context: {self._context[model]} tokens)")
+            lines.append("- " + " ".join(parts))
+        return f"{len(served)} models are served:\n\n" + "\n".join(lines)
+
     def budget(self, model: str, messages: list[dict[str, str]], sampling: Sampling) -> Sampling:
         """`sampling` with max_tokens lowered to the room the conversation leaves in the
         model's context (an estimate: the UI has no tokenizer); Refused when too little is
@@ -205,7 +226,8 @@ class WebUI:
         """Start this tab's generation; Duplicate while one runs, or when `prompt` is what it
         sent a moment ago. Call it before any await, so that two events cannot both pass."""
         key = (client.session, client.page, tab)
-        if key in self._runs:
+        current = self._runs.get(key)
+        if current is not None and not current.answered:
             raise Duplicate(key)
         now = time.monotonic()
         if prompt is None:  # a regenerate: the next send of the same prompt is meant
@@ -489,6 +511,24 @@ class WebUI:
             lead = "Press Regenerate to try again, or send your message again (it is in the box)."
             notice = " ".join(filter(None, [lead, notice]))
         yield notice
+
+    # feedback ----------------------------------------------------------------------------
+
+    async def feedback(
+        self, conversation: Round | Chat, side: int, message: int, kind: str, client: Client
+    ) -> str:
+        """Store a like, dislike or report on one answer; the notice to show."""
+        if kind not in records.FEEDBACK_KINDS:
+            raise Refused(f"Unknown feedback {kind!r}.")
+        record = records.feedback_record(conversation, side, message, kind, self._ip_hash(client))
+        try:
+            await self.events.append(records.FEEDBACK, record)
+        except StoreUnavailable as exc:
+            logger.error("feedback not stored: %s", exc)
+            raise Refused(f"Your feedback was NOT saved: {STORE_DOWN}.") from exc
+        if kind == "Report":
+            return "Thank you: the answer was reported for review."
+        return "Thank you for your feedback."
 
     # records and the leaderboard ---------------------------------------------------------
 

@@ -90,6 +90,7 @@ def test_battle_vote_and_leaderboard(page: Any, platform: dict[str, Any]) -> Non
     SHOTS.mkdir(parents=True, exist_ok=True)
     models = platform["models"]
     page.goto(platform["url"], wait_until="domcontentloaded")
+    page.locator("#terms-accept").click()
     page.locator("#battle-input textarea").fill(PROMPT)
     page.locator("#battle-send").click()
 

@@ -107,6 +107,7 @@ def open_page(browser: Any, platform: Platform, device: dict[str, Any] = DESKTOP
     page = browser.new_context(**device).new_page()
     page.set_default_timeout(20_000)
     page.goto(platform.url, wait_until="domcontentloaded")
+    page.locator("#terms-accept").click()  # every conversation is stored: agreed first
     page.locator("#battle-input textarea").wait_for()
     return page
 
@@ -177,6 +178,46 @@ def focused_id(page: Any) -> str:
         " return box ? box.id : el.id; }"
     )
     return found
+
+
+# Parity: terms first, rules and settings stated, feedback on answers --------------------------
+
+
+def test_the_terms_are_accepted_before_the_first_message(browser: Any, platform: Platform) -> None:
+    page = browser.new_context(**DESKTOP).new_page()
+    try:
+        page.goto(platform.url, wait_until="domcontentloaded")
+        page.locator("#terms").get_by_text("Every conversation here is stored").wait_for()
+        assert not page.locator("#battle-input textarea").is_visible()
+        shot(page, "00-terms")
+        page.locator("#terms-accept").click()
+        page.locator("#battle-input textarea").wait_for()
+        assert not page.locator("#terms").is_visible()
+        rules = page.locator("#battle-rules").inner_text()
+        assert "naming a model or its maker" in rules
+        page.locator("#battle-sampling").get_by_text("Sampling settings").click()
+        page.locator("#battle-sampling").get_by_text("temperature 0").wait_for()
+        page.locator("#battle-models").get_by_text("The models in the arena").click()
+        page.locator("#battle-models").get_by_text(LEFT).wait_for()
+    finally:
+        page.context.close()
+
+
+def test_answers_can_be_reported_and_rated(page: Any, platform: Platform) -> None:
+    platform.models(["One."], ["Two."])
+    send(page, "Hi")
+    answered(page, turns=1)
+    page.locator("#battle-chat-a [data-testid='bot']").hover()
+    # the flag's options show on hover; a click on "Report" is what a user does there
+    report = page.locator("#battle-chat-a .extra-feedback-option", has_text="Report")
+    report.first.dispatch_event("click")
+    wait_for("the report", lambda: "reported" in notice(page))
+    page.get_by_role("tab", name="Chat").click()
+    send(page, "Hi", "chat")
+    answered(page, "chat", turns=1)
+    page.locator("#chat-chat [data-testid='bot']").hover()
+    page.locator("#chat-chat").get_by_role("button", name="Like").first.click()
+    wait_for("the thanks", lambda: "Thank you" in notice(page, "chat"))
 
 
 # B2, B12: instant feedback, focus back in the box ---------------------------------------------
@@ -315,6 +356,7 @@ def test_a_failed_turn_can_be_regenerated_then_voted(page: Any, platform: Platfo
     shot(page, "03-failed-turn")
     page.locator("#battle-regenerate").click()  # fails once more
     wait_for("the second failure", lambda: platform.fake.failed[RIGHT] == 2)
+    time.sleep(1)  # the gateway answered at once: let the page draw the whole regenerate
     answered(page)
     page.locator("#battle-input textarea").press("Enter")  # resend what is in the box
     wait_for("the vote", lambda: page.locator("#battle-vote-a").is_enabled())

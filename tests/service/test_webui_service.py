@@ -461,7 +461,14 @@ async def test_one_generation_per_tab(tmp_path: Path) -> None:
         with pytest.raises(Duplicate):  # the same prompt again at once: Enter, then Send
             ui.claim(ME, "battle", " hi ")
         ui.release(ui.claim(ME, "battle", "a new prompt"))
-        ui.release(ui.claim(Client("session-2", None), "battle", "hi"))  # another page
+        ui.release(ui.claim(Client("session-2", None), "battle", "hi"))  # another user
+        ui.release(ui.claim(Client("session-1", None, page="p2"), "battle", "hi"))  # page
+        rnd = await ui.new_battle()
+        first = ui.claim(ME, "battle", "one")
+        first.conversation = rnd
+        await play(ui, rnd, "one")  # answered: its handler only has the page left to draw
+        ui.release(ui.claim(ME, "battle", "two"))  # so the next send is not a duplicate
+        ui.release(first)
 
 
 async def test_stop_closes_both_streams_and_keeps_the_text(tmp_path: Path) -> None:
@@ -510,3 +517,30 @@ async def test_the_answer_fits_the_context_or_is_refused(tmp_path: Path) -> None
         with pytest.raises(Refused, match="lower Max new tokens"):
             async for _ in ui.chat_send(chat, "word " * 60, Sampling(0.7, 1.0, 64), ME):
                 pass
+
+
+async def test_feedback_on_an_answer_is_stored(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd)
+        assert "reported" in await ui.feedback(rnd, 1, 1, "Report", ME)
+        chat = Chat("m1", ui.limits)
+        async for _ in ui.chat_send(chat, "hello", Sampling(0.7, 1.0, 64), ME):
+            pass
+        assert "Thank you" in await ui.feedback(chat, 0, 1, "Dislike", ME)
+        with pytest.raises(Refused, match="Unknown feedback"):
+            await ui.feedback(chat, 0, 1, "Love", ME)
+        (_, report), (_, rating) = await ui.events.read("feedback")
+        assert (report["mode"], report["side"], report["model"]) == ("battle", "B", rnd.models[1])
+        assert report["message"] == rnd.sides[1].messages[1] and report["feedback"] == "Report"
+        assert (rating["mode"], rating["model"], rating["feedback"]) == ("chat", "m1", "Dislike")
+        assert rating["conversation_id"] == chat.conversation_id and rating["ip_hash"]
+
+
+async def test_the_model_list_describes_each_model(tmp_path: Path) -> None:
+    models = {"m1": {"pieces": PIECES, "context_length": 2048}, "m2": PIECES}
+    descriptions = {"m1": "A small chat model."}
+    async with running(models, tmp_path, model_descriptions=descriptions) as (ui, _):
+        assert await ui.model_list() == (
+            "2 models are served:\n\n- **m1** A small chat model. (context: 2048 tokens)\n- **m2**"
+        )
