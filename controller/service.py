@@ -186,6 +186,9 @@ class Controller:
                 s.workers += 1
                 s.capacity += w.registration.capacity
                 s.in_flight += w.in_flight
+                told = w.registration.context_length
+                if told is not None:
+                    s.context_length = min(told, s.context_length or told)
         return sorted(by_model.values(), key=lambda s: s.id)
 
     async def workers(self) -> list[WorkerStatus]:

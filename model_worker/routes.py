@@ -92,7 +92,9 @@ async def embeddings(request: Request) -> Response:
 
 
 async def models(request: Request) -> ModelList:
-    return ModelList(data=[ModelCard(id=m) for m in _caller(request).served_models()])
+    state = _caller(request)
+    length = state.backend.max_model_len or None  # 0 until the engine has loaded
+    return ModelList(data=[ModelCard(id=m, max_model_len=length) for m in state.served_models()])
 
 
 async def health(request: Request) -> dict[str, Any]:

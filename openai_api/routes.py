@@ -176,8 +176,8 @@ async def embeddings(request: Request) -> Response:
 async def models(request: Request) -> ModelList:
     principal = await _authenticate(request)
     served = await _state(request).controller.models()
-    listed = [m.id for m in served if principal.may_use(m.id)]
-    return ModelList(data=[ModelCard(id=m) for m in listed])
+    listed = [m for m in served if principal.may_use(m.id)]
+    return ModelList(data=[ModelCard(id=m.id, max_model_len=m.context_length) for m in listed])
 
 
 async def health(request: Request) -> dict[str, Any]:

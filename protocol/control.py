@@ -86,6 +86,9 @@ class ModelStatus(ControlModel):
     workers: int
     capacity: int
     in_flight: int
+    context_length: int | None = Field(
+        default=None, description="the smallest its live workers told; None: none told"
+    )
 
 
 class ModelsReply(ControlModel):

@@ -499,6 +499,8 @@ class ModelCard(OpenAIModel):
     object: Literal["model"] = "model"
     created: int = Field(default_factory=now)
     owned_by: str = "corral"
+    # Extra (as vLLM spells it): tokens of prompt and answer together; None when unknown.
+    max_model_len: int | None = None
 
 
 class ModelList(OpenAIModel):

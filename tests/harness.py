@@ -75,9 +75,13 @@ class FakeGateway:
 
     `models` maps a name to its behaviour: a list of text pieces streamed one per chunk, then
     finish_reason "stop"; or a dict with "pieces" and optionally "status" (answer that HTTP
-    error up front) or "fail_after" (send that many pieces, then an SSE error event and
-    [DONE]). Serve `.app` with `loopback`; `.requests` keeps every chat body received, and
-    `.max_in_flight` the most chat requests that were open at once.
+    error up front; with "fail_times", only the first that many requests), "fail_after" (send
+    that many pieces, then an SSE error event and [DONE]), "first_delay" (seconds before the
+    first piece), "finish" (the finish reason, "stop" by default) and "context_length"
+    (listed as `max_model_len`). The dict may be changed while serving. Serve `.app` with
+    `loopback`; `.requests` keeps every chat body received, `.in_flight` the chat streams open
+    now, `.max_in_flight` the most that were open at once, and `.aborted` how many the client
+    closed before their end.
     """
 
     def __init__(self, models: dict[str, Any], delay: float = 0.02) -> None:
@@ -91,12 +95,19 @@ class FakeGateway:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.aborted = 0
+        self.failed: dict[str, int] = {}  # model -> requests refused so far (fail_times)
 
         def error(status: int, message: str) -> dict[str, Any]:
             return {"error": {"message": message, "type": "error", "param": None, "code": status}}
 
         async def list_models(request: Request) -> Response:
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "x"} for m in models]
+            data = []
+            for m, spec in models.items():
+                card: dict[str, Any] = {"id": m, "object": "model", "created": 0, "owned_by": "x"}
+                if isinstance(spec, dict) and spec.get("context_length"):
+                    card["max_model_len"] = spec["context_length"]
+                data.append(card)
             return JSONResponse({"object": "list", "data": data})
 
         async def chat(request: Request) -> Response:
@@ -108,8 +119,12 @@ class FakeGateway:
             if isinstance(spec, list):
                 spec = {"pieces": spec}
             if spec.get("status"):
-                msg = f"no worker for model {body['model']}"
-                return JSONResponse(error(spec["status"], msg), spec["status"])
+                times = spec.get("fail_times")
+                failed = self.failed.get(body["model"], 0)
+                if times is None or failed < times:
+                    self.failed[body["model"]] = failed + 1
+                    msg = f"no worker for model {body['model']}"
+                    return JSONResponse(error(spec["status"], msg), spec["status"])
 
             def chunk(delta: stream.DeltaMessage, finish: FinishReason | None = None) -> bytes:
                 choice = stream.ChatChunkChoice(index=0, delta=delta, finish_reason=finish)
@@ -122,19 +137,24 @@ class FakeGateway:
             async def events() -> AsyncIterator[bytes]:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                ended = False
                 try:
                     yield chunk(stream.DeltaMessage(role="assistant", content=""))
+                    await asyncio.sleep(spec.get("first_delay", 0))
                     for i, piece in enumerate(spec["pieces"]):
                         if spec.get("fail_after") == i:
                             failure = UpstreamError(f"worker for {body['model']} failed")
+                            ended = True
                             yield stream.error_event(failure) + stream.DONE
                             return
                         await asyncio.sleep(self.delay)
                         yield chunk(stream.DeltaMessage(content=piece))
-                    yield chunk(stream.DeltaMessage(), "stop")
+                    ended = True
+                    yield chunk(stream.DeltaMessage(), spec.get("finish", "stop"))
                     yield stream.DONE
                 finally:
                     self.in_flight -= 1
+                    self.aborted += 0 if ended else 1
 
             return StreamingResponse(events(), media_type="text/event-stream")
 

@@ -36,6 +36,32 @@ from webui.users import UserCookies, UserIds
 
 logger = logging.getLogger(__name__)
 
+# The vote you cast stays marked after the buttons go grey.
+CSS = """
+button.voted, button.voted:disabled {
+  opacity: 1 !important;
+  outline: 3px solid var(--color-accent);
+  outline-offset: 2px;
+  font-weight: 700;
+}
+button.voted::before { content: "\\2713  "; }
+"""
+
+# The notices are live regions, so screen readers read errors and the reveal (marked as they
+# appear: a tab's components are drawn once it is shown).
+JS = """
+() => {
+  const mark = () => {
+    for (const el of document.querySelectorAll('.notice:not([aria-live])')) {
+      el.setAttribute('aria-live', 'polite');
+      el.setAttribute('role', 'status');
+    }
+  };
+  mark();
+  new MutationObserver(mark).observe(document.body, {childList: true, subtree: true});
+}
+"""
+
 
 def create_app(
     settings: WebUISettings,
@@ -76,7 +102,7 @@ def create_app(
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
     blocks = build_blocks(current, settings)
     return gr.mount_gradio_app(
-        app, blocks, path="/", footer_links=[], run_history=False, theme=theme
+        app, blocks, path="/", footer_links=[], run_history=False, theme=theme, css=CSS, js=JS
     )
 
 
@@ -105,14 +131,26 @@ def build_blocks(ui: Callable[[], WebUI], settings: WebUISettings) -> gr.Blocks:
     """The page; its events reach the running `WebUI` through `ui()`."""
     with gr.Blocks(title="Corral arena", analytics_enabled=False) as blocks:
         gr.Markdown("# Corral: chat with models, judge them side by side")
-        with gr.Tab("Arena (battle)", id="battle"):
-            arena_tab(ui, "battle", blocks)
-        with gr.Tab("Arena (side-by-side)", id="side"):
-            arena_tab(ui, "side", blocks)
-        with gr.Tab("Chat", id="chat"):
-            chat_tab(ui, settings, blocks)
-        with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
-            _leaderboard_tab(ui, board_tab)
+        # The terms come first: the tabs show once they are accepted (every conversation is
+        # stored, so nobody sends a message without having been told).
+        with gr.Column(visible=bool(settings.terms), elem_id="terms") as terms:
+            gr.Markdown(f"### Terms of use and data\n\n{settings.terms}")
+            agree = gr.Button("I agree", variant="primary", elem_id="terms-accept")
+        with gr.Tabs(visible=not settings.terms, elem_id="tabs") as tabs:
+            with gr.Tab("Arena (battle)", id="battle"):
+                arena_tab(ui, "battle", blocks, settings)
+            with gr.Tab("Arena (side-by-side)", id="side"):
+                arena_tab(ui, "side", blocks, settings)
+            with gr.Tab("Chat", id="chat"):
+                chat_tab(ui, settings, blocks)
+            with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
+                _leaderboard_tab(ui, board_tab)
+        agree.click(
+            lambda: [gr.update(visible=False), gr.update(visible=True)],
+            None,
+            [terms, tabs],
+            **EVENT,
+        )
     blocks.queue(default_concurrency_limit=settings.concurrency_limit, api_open=False)
     return blocks
 

@@ -3,11 +3,14 @@
 A `Round` is one arena conversation between two sides, A and B: every prompt goes to both,
 both answers stream at once, and the round ends with a vote. Its phases:
 
-    EMPTY --submit--> GENERATING --both finished--> READY --submit/regenerate--> GENERATING
-                                  --a side failed--> FAILED   (only a new round from here)
+    EMPTY --submit--> GENERATING --both finished or stopped--> READY --submit/regenerate-->
+                                  --a side failed--> FAILED --regenerate, or submit (the failed
+                                                              turn is dropped)--> GENERATING
     READY --begin_vote--> VOTING --commit_vote--> VOTED       (names revealed, input closed)
                                  --abort_vote---> READY       (the store refused: try again)
 
+A failed turn never ends the round: it can be regenerated, or replaced by a new message, and
+the round can be voted on once its last turn has answered on both sides.
 Every refused action raises `Refused` with the message the user sees. A battle's model
 names stay hidden until the vote is stored; a side-by-side round names them from the start.
 `Chat` is the one-model conversation of the chat tab.
@@ -15,6 +18,7 @@ names stay hidden until the vote is stored; a side-by-side round names them from
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ from enum import StrEnum
 from typing import Literal
 
 SIDES = ("A", "B")
+STOPPED = "stopped"  # the finish reason of an answer the user stopped
 
 # The spellings LMSYS uses in its vote logs, so tools written for them read ours.
 VoteKind = Literal["model_a", "model_b", "tie", "tie (bothbad)"]
@@ -35,6 +40,21 @@ VOTE_LABELS: dict[VoteKind, str] = {
 
 class Refused(Exception):
     """The action is not allowed now; str(exc) says why, in words for the user."""
+
+
+# Fenced code blocks and inline code spans: markdown shows them as written, so they are left
+# alone; everything else is escaped so that tags show as typed and nothing is fetched.
+_CODE = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`)", re.DOTALL)
+
+
+def as_written(text: str) -> str:
+    """Markdown that shows `text` as written: `<div>` stays `<div>` (not a tag, not dropped)
+    and an image (`![...](url)`) stays text, so model output cannot make the browser fetch
+    anything; code and the rest of markdown still render."""
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):  # even parts are outside code
+        parts[i] = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace("![", "!\\[")
+    return "".join(parts)
 
 
 class Phase(StrEnum):
@@ -64,10 +84,12 @@ class Side:
     done: bool = True
     finish_reason: str | None = None
     error: str | None = None
+    started_at: float = 0.0  # time.monotonic() when the answer being shown was asked for
 
     def start_answer(self) -> None:
         self.messages.append({"role": "assistant", "content": ""})
         self.done, self.finish_reason, self.error = False, None, None
+        self.started_at = time.monotonic()
 
     def history(self) -> list[Message]:
         """What is sent to the model: everything before the answer being generated."""
@@ -75,10 +97,25 @@ class Side:
             return [dict(m) for m in self.messages[:-1]]
         return [dict(m) for m in self.messages]
 
-    def display(self) -> list[Message]:
-        shown = [dict(m) for m in self.messages]
-        if self.error and shown:
-            shown[-1]["content"] = f"{shown[-1]['content']}\n\n**Error:** {self.error}".strip()
+    def display(self, now: float | None = None) -> list[Message]:
+        """The messages as the page shows them: text as written, a placeholder while the
+        answer has not started, and a note when it was cut off, stopped or failed."""
+        shown = [{**m, "content": as_written(m["content"])} for m in self.messages]
+        if not shown or shown[-1]["role"] != "assistant":
+            return shown
+        last = shown[-1]
+        note = ""
+        if self.error:
+            note = f"**Error:** {as_written(self.error)}"
+        elif not self.done and not last["content"]:
+            waited = int((time.monotonic() if now is None else now) - self.started_at)
+            note = f"*Thinking... {waited} s*"
+        elif self.finish_reason == "length":
+            note = "*(cut off: the answer reached its length limit)*"
+        elif self.finish_reason == STOPPED:
+            note = "*(stopped)*"
+        if note:
+            last["content"] = f"{last['content']}\n\n{note}".strip()
         return shown
 
 
@@ -128,8 +165,19 @@ class Round:
         return not self.anonymous or self.phase is Phase.VOTED
 
     @property
+    def kept_turns(self) -> int:
+        """Turns that count against the limit: a failed last turn is replaced when resent."""
+        return self.turns - (1 if self.phase is Phase.FAILED else 0)
+
+    @property
+    def last_prompt(self) -> str:
+        users = [m["content"] for m in self.sides[0].messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+    @property
     def can_send(self) -> bool:
-        return self.phase in (Phase.EMPTY, Phase.READY) and self.turns < self.limits.max_turns
+        open_ = self.phase in (Phase.EMPTY, Phase.READY, Phase.FAILED)
+        return open_ and self.kept_turns < self.limits.max_turns
 
     @property
     def can_vote(self) -> bool:
@@ -137,7 +185,7 @@ class Round:
 
     @property
     def can_regenerate(self) -> bool:
-        return self.phase is Phase.READY
+        return self.phase in (Phase.READY, Phase.FAILED)
 
     def label(self, i: int) -> str:
         name = f"Model {SIDES[i]}"
@@ -156,11 +204,6 @@ class Round:
     def _refuse_unless_open(self, action: str) -> None:
         if self.phase is Phase.GENERATING:
             raise Refused(f"Wait until both answers have finished before you {action}.")
-        if self.phase is Phase.FAILED:
-            raise Refused(
-                "A model failed in this round, so it cannot go on or be voted on: "
-                "start a new round."
-            )
         if self.phase is Phase.VOTING:
             raise Refused("Your vote is being saved.")
         if self.phase is Phase.VOTED:
@@ -169,11 +212,15 @@ class Round:
     def check_submit(self, prompt: str) -> str:
         """The prompt as it would be sent, or Refused; changes nothing."""
         self._refuse_unless_open("send another message")
-        return check_prompt(prompt, self.turns, self.limits)
+        return check_prompt(prompt, self.kept_turns, self.limits)
 
     def submit(self, prompt: str) -> str:
         text = self.check_submit(prompt)
+        failed = self.phase is Phase.FAILED
         for side in self.sides:
+            if failed:  # the failed exchange is dropped on both sides, not sent again
+                del side.messages[-2:]
+                side.error = None
             side.messages.append({"role": "user", "content": text})
             side.start_answer()
         self.phase = Phase.GENERATING
@@ -215,6 +262,12 @@ class Round:
             if not side.done:
                 self.fail(i, "the answer was interrupted")
 
+    def stop(self) -> None:
+        """The user stopped the answers: what was written so far stands, as if finished."""
+        for i, side in enumerate(self.sides):
+            if not side.done:
+                self.finish(i, STOPPED)
+
     def _settle(self) -> None:
         if all(s.done for s in self.sides):
             failed = any(s.error for s in self.sides)
@@ -227,6 +280,11 @@ class Round:
             raise Refused("Send a prompt first: there is nothing to vote on yet.")
         if self.phase is Phase.VOTED:
             raise Refused("You already voted in this round: start a new round.")
+        if self.phase is Phase.FAILED:
+            raise Refused(
+                "The last turn failed, so there is nothing complete to vote on: press "
+                "Regenerate, or send your message again."
+            )
         self._refuse_unless_open("vote")
         self.phase, self._pending = Phase.VOTING, kind
 
@@ -262,7 +320,7 @@ class Chat:
 
     @property
     def can_send(self) -> bool:
-        return self.phase is not Phase.GENERATING and self.turns < self.limits.max_turns
+        return self.phase is not Phase.GENERATING and self.kept_turns < self.limits.max_turns
 
     @property
     def can_regenerate(self) -> bool:
@@ -312,3 +370,15 @@ class Chat:
 
     def interrupt(self) -> None:
         self.fail("the answer was interrupted")
+
+    def stop(self) -> None:
+        self.finish(STOPPED)
+
+    @property
+    def last_prompt(self) -> str:
+        users = [m["content"] for m in self.side.messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+    @property
+    def kept_turns(self) -> int:
+        return self.turns - (1 if self.phase is Phase.FAILED else 0)

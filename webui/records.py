@@ -1,4 +1,5 @@
-"""What the arena stores: one record per vote ("votes") and per finished answer ("conversations").
+"""What the arena stores: one record per vote ("votes"), per finished answer ("conversations")
+and per like, dislike or report on an answer ("feedback").
 
 Records are plain JSON. A vote carries both sides' whole conversations and what was decided
 at vote time: the identity words its answers showed (the battle does not count if any) and
@@ -24,6 +25,9 @@ from webui.identity import IdentityFilter
 SCHEMA = 1
 VOTES = "votes"
 CONVERSATIONS = "conversations"
+FEEDBACK = "feedback"
+# What a user may say about one answer: thumbs in chat, a report (flag) anywhere.
+FEEDBACK_KINDS = ("Like", "Dislike", "Report")
 
 
 def hash_ip(salt: bytes, ip: str | None) -> str | None:
@@ -121,5 +125,35 @@ def chat_record(
         "sampling": sampling.as_dict(),
         "started_at": chat.started_at,
         "finished_at": time.time() if now is None else now,
+        "ip_hash": ip_hash,
+    }
+
+
+def feedback_record(
+    conversation: Round | Chat,
+    side: int,
+    message: int,
+    kind: str,
+    ip_hash: str | None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A like, dislike or report on one answer (message index `message` of side `side`)."""
+    if isinstance(conversation, Round):
+        mode, model, label = _mode(conversation), conversation.models[side], SIDES[side]
+        messages = conversation.sides[side].messages
+    else:
+        mode, model, label = "chat", conversation.model, None
+        messages = conversation.side.messages
+    return {
+        "schema": SCHEMA,
+        "feedback_id": uuid.uuid4().hex,
+        "conversation_id": conversation.conversation_id,
+        "mode": mode,
+        "side": label,
+        "model": model,
+        "message_index": message,
+        "message": dict(messages[message]) if 0 <= message < len(messages) else None,
+        "feedback": kind,
+        "at": time.time() if now is None else now,
         "ip_hash": ip_hash,
     }

@@ -143,7 +143,8 @@ def interval_svg(rows: list[Row], width: int = 640) -> str:
         return left + (value - lo) / (hi - lo) * (width - left - right)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        # scales to the column (a phone's too), never wider than drawn
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" style="max-width:{width}px" '
         f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="12">',
         "<title>Bradley-Terry ratings with 95% bootstrap intervals</title>",
         f'<text x="{left}" y="16">BT rating (95% bootstrap interval)</text>',

@@ -30,6 +30,14 @@ DEFAULT_IDENTITY_MAKERS = [
 ]  # fmt: skip
 
 
+DEFAULT_TERMS = (
+    "Every conversation here is stored: your prompts and the answers, with a salted hash of "
+    "your IP address (never the address itself), and they may be published for research. "
+    "Do not enter personal or confidential information. The models may be wrong or "
+    "offensive; their answers are not advice."
+)
+
+
 class WebUISettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
@@ -64,6 +72,11 @@ class WebUISettings(ServiceSettings):
         description="battle draw weight of MODEL (0 = never drawn); none given: every model 1",
         json_schema_extra={"flag": "--arena-weight", "metavar": "MODEL=WEIGHT"},
     )
+    model_descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="a line about MODEL shown in the arena's model list",
+        json_schema_extra={"flag": "--model-description", "metavar": "MODEL=TEXT"},
+    )
     max_input_chars: int = Field(default=4000, ge=1, description="longest prompt accepted")
     max_turns: int = Field(default=10, ge=1, description="user messages per conversation")
     temperature: float = Field(default=0.7, ge=0, le=2, description="arena and chat default")
@@ -97,6 +110,12 @@ class WebUISettings(ServiceSettings):
     )
     ip_vote_cap: int = Field(
         default=1000, ge=0, description="votes per client address per day (0: off)"
+    )
+
+    terms: str = Field(
+        default=DEFAULT_TERMS,
+        description="terms and data notice a visitor accepts before the first message "
+        "(empty: none)",
     )
 
     # The leaderboard

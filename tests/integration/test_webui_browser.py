@@ -8,34 +8,17 @@ test-output/webui/ (git-ignored).
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import DESKTOP, OUTPUT, chromium
 from procs import Service, free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "webui"
+SHOTS = OUTPUT / "webui"
 PROMPT = "Write three short sentences about the sea."
-
-
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        if os.environ.get("CORRAL_REQUIRE_FIXTURES"):
-            pytest.fail(f"{what} is missing; CI must install it")
-        pytest.skip(f"{what} is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +73,10 @@ def platform(
 @pytest.fixture
 def page() -> Iterator[Any]:
     """A headless Chromium page; checked before the platform starts (the test asks first)."""
-    _need(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM}, Debian package chromium)")
-    _need(importlib.util.find_spec("playwright") is not None, "The playwright package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
+    for browser in chromium():
+        page = browser.new_page(**DESKTOP)
+        page.set_default_timeout(30_000)
+        yield page
 
 
 def _answers(page: Any) -> list[str]:
@@ -117,6 +92,7 @@ def test_battle_vote_and_leaderboard(page: Any, platform: dict[str, Any]) -> Non
     SHOTS.mkdir(parents=True, exist_ok=True)
     models = platform["models"]
     page.goto(platform["url"], wait_until="domcontentloaded")
+    page.locator("#terms-accept").click()
     page.locator("#battle-input textarea").fill(PROMPT)
     page.locator("#battle-send").click()
 

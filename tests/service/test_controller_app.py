@@ -109,11 +109,16 @@ async def test_endpoint_capability_is_respected(controller: httpx.AsyncClient) -
 
 
 async def test_models_aggregate_workers(controller: httpx.AsyncClient) -> None:
-    await controller.post("/internal/register", json=reg("w1", ["m", "n"]))
-    await controller.post("/internal/register", json=reg("w2", ["m"]))
+    await controller.post("/internal/register", json=reg("w1", ["m", "n"], context_length=4096))
+    await controller.post("/internal/register", json=reg("w2", ["m"], context_length=2048))
+    await controller.post("/internal/register", json=reg("w3", ["o"]))
     models = (await controller.get("/internal/models")).json()["models"]
-    assert [(m["id"], m["workers"], m["capacity"]) for m in models] == [("m", 2, 2), ("n", 1, 1)]
-    assert (await controller.post("/list_models")).json() == {"models": ["m", "n"]}
+    assert [(m["id"], m["workers"], m["capacity"], m["context_length"]) for m in models] == [
+        ("m", 2, 2, 2048),  # the smallest: a request must fit whichever worker gets it
+        ("n", 1, 1, 4096),
+        ("o", 1, 1, None),
+    ]
+    assert (await controller.post("/list_models")).json() == {"models": ["m", "n", "o"]}
     addr = (await controller.post("/get_worker_address", json={"model": "n"})).json()
     assert addr == {"address": url_of("w1")}
 

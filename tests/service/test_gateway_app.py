@@ -117,6 +117,7 @@ async def platform(workers: dict[str, str], **settings: Any) -> AsyncIterator[ht
                         "models": ["tiny"],
                         "capacity": 4,
                         "capabilities": ["chat", "completions", "embeddings"],
+                        "context_length": 512,
                     },
                 )
                 assert r.status_code == 200
@@ -143,6 +144,7 @@ async def test_chat_through_the_gateway(real_worker: str) -> None:
         assert r.json()["usage"]["completion_tokens"] == 4
         models = (await client.get("/v1/models")).json()
         assert [m["id"] for m in models["data"]] == ["tiny"]
+        assert models["data"][0]["max_model_len"] == 512  # as registered; as vLLM lists it
 
 
 async def test_stream_is_relayed_unchanged(real_worker: str) -> None:

@@ -20,7 +20,7 @@ from store import StoreUnavailable, open_events
 from webui.arena import Chat, Phase, Refused, Round
 from webui.gateway import Sampling
 from webui.sampling import ArenaConfigError
-from webui.service import Client, GatewayUnavailable, WebUI
+from webui.service import TOO_LONG, Client, Duplicate, GatewayUnavailable, WebUI
 from webui.settings import WebUISettings
 from webui.state import open_state
 
@@ -77,7 +77,7 @@ async def test_both_sides_stream_at_the_same_time(tmp_path: Path) -> None:
         assert record["mode"] == "battle" and record["anonymous"] is True
 
 
-async def test_one_side_failing_mid_stream_closes_the_round(tmp_path: Path) -> None:
+async def test_one_side_failing_mid_stream_fails_the_turn(tmp_path: Path) -> None:
     models = {"steady": PIECES, "flaky": {"pieces": PIECES, "fail_after": 2}}
     async with running(models, tmp_path) as (ui, _):
         rnd = await ui.new_battle()
@@ -89,8 +89,8 @@ async def test_one_side_failing_mid_stream_closes_the_round(tmp_path: Path) -> N
         assert side.error is not None and "failed" in side.error
         assert "flaky" not in side.error  # the name stays hidden: "worker for Model X failed"
         assert rnd.sides[1 - flaky].finish_reason == "stop"
-        assert "cannot be voted on" in notices[-1]
-        with pytest.raises(Refused, match="A model failed"):
+        assert "press Regenerate" in notices[-1] and "voted on once both answer" in notices[-1]
+        with pytest.raises(Refused, match="The last turn failed"):
             await ui.vote(rnd, "model_a", ME)
         assert await ui.events.read("votes") == []
         (_, record), *_ = await ui.events.read("conversations")
@@ -103,8 +103,8 @@ async def test_a_side_refused_up_front_fails_too(tmp_path: Path) -> None:
         rnd = await ui.new_battle()
         await play(ui, rnd)
         down = rnd.sides[rnd.models.index("down")]
-        assert down.error is not None and down.error.startswith("the gateway answered 503")
-        assert rnd.phase is Phase.FAILED and not rnd.can_vote
+        assert down.error is not None and down.error.startswith("This model is unavailable")
+        assert rnd.phase is Phase.FAILED and not rnd.can_vote and rnd.can_regenerate
 
 
 async def test_vote_is_stored_then_names_are_revealed(tmp_path: Path) -> None:
@@ -473,3 +473,114 @@ async def test_the_board_is_cached_and_refreshed_in_the_background(tmp_path: Pat
         await ui._refresh  # ...while the refresh runs
         assert (await ui.leaderboard()).counts.counted == 2
         assert ui.table.counts.stored == 2  # each vote absorbed once
+
+
+async def test_the_prompt_is_in_the_round_before_anything_is_asked(tmp_path: Path) -> None:
+    models = {"m1": {"pieces": PIECES, "first_delay": 0.5}, "m2": PIECES}
+    async with running(models, tmp_path) as (ui, fake):
+        rnd = await ui.new_battle()
+        stream = ui.send(rnd, "What is 2+2?", ME)
+        assert await anext(stream) == ""
+        assert rnd.phase is Phase.GENERATING and rnd.last_prompt == "What is 2+2?"
+        assert "Thinking" in rnd.sides[0].display()[-1]["content"]
+        assert fake.requests == []
+        async for _ in stream:
+            pass
+        assert rnd.phase is Phase.READY
+
+
+async def test_one_generation_per_tab(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        run = ui.claim(ME, "battle", "hi")
+        with pytest.raises(Duplicate):  # a second event while the first runs
+            ui.claim(ME, "battle", "something else")
+        other = ui.claim(ME, "chat", "hi")  # another tab of the page is its own
+        ui.release(other)
+        ui.release(run)
+        assert run.done.is_set()
+        with pytest.raises(Duplicate):  # the same prompt again at once: Enter, then Send
+            ui.claim(ME, "battle", " hi ")
+        ui.release(ui.claim(ME, "battle", "a new prompt"))
+        ui.release(ui.claim(Client("session-2", None), "battle", "hi"))  # another user
+        ui.release(ui.claim(Client("session-1", None, page="p2"), "battle", "hi"))  # page
+        rnd = await ui.new_battle()
+        first = ui.claim(ME, "battle", "one")
+        first.conversation = rnd
+        await play(ui, rnd, "one")  # answered: its handler only has the page left to draw
+        ui.release(ui.claim(ME, "battle", "two"))  # so the next send is not a duplicate
+        ui.release(first)
+
+
+async def test_stop_closes_both_streams_and_keeps_the_text(tmp_path: Path) -> None:
+    models = {"m1": PIECES * 40, "m2": PIECES * 40}
+    async with running(models, tmp_path, delay=0.05) as (ui, fake):
+        rnd = await ui.new_battle()
+        run = ui.claim(ME, "battle", "hi")
+        run.conversation = rnd
+
+        async def consume() -> list[str]:
+            try:
+                return [n async for n in ui.send(rnd, "hi", ME, run)]
+            finally:
+                ui.release(run)
+
+        task = asyncio.create_task(consume())
+        while not (
+            rnd.phase is Phase.GENERATING and all(s.messages[-1]["content"] for s in rnd.sides)
+        ):
+            await asyncio.sleep(0.02)
+        assert fake.in_flight == 2
+        assert await ui.stop(ME, "battle") is rnd  # waits until the generation has ended
+        assert task.done() and fake.in_flight == 0 and fake.aborted == 2
+        assert rnd.phase is Phase.READY
+        assert {s.finish_reason for s in rnd.sides} == {"stopped"}
+        ((_, record),) = await ui.events.read("conversations")  # what was said is stored
+        assert record["conversation_id"] == rnd.conversation_id
+        assert await ui.stop(ME, "battle") is None  # nothing runs now
+
+
+async def test_the_answer_fits_the_context_or_is_refused(tmp_path: Path) -> None:
+    models = {
+        "small": {"pieces": PIECES, "context_length": 120},
+        "big": {"pieces": PIECES, "context_length": 8192},
+    }
+    async with running(models, tmp_path) as (ui, fake):
+        rnd = await ui.new_battle()
+        with pytest.raises(Refused) as refused:
+            await play(ui, rnd, "word " * 60)  # ~158 tokens estimated: no room in 120
+        assert str(refused.value) == TOO_LONG["arena"]
+        assert fake.requests == [] and rnd.phase is Phase.EMPTY
+        await play(ui, rnd, "word " * 20)  # fits, with less room than max_tokens (512)
+        budgets = {r["model"]: r["max_tokens"] for r in fake.requests}
+        assert budgets["big"] == 512 and 16 <= budgets["small"] < 120
+        chat = Chat("small", ui.limits)
+        with pytest.raises(Refused, match="lower Max new tokens"):
+            async for _ in ui.chat_send(chat, "word " * 60, Sampling(0.7, 1.0, 64), ME):
+                pass
+
+
+async def test_feedback_on_an_answer_is_stored(tmp_path: Path) -> None:
+    async with running({"m1": PIECES, "m2": PIECES}, tmp_path) as (ui, _):
+        rnd = await ui.new_battle()
+        await play(ui, rnd)
+        assert "reported" in await ui.feedback(rnd, 1, 1, "Report", ME)
+        chat = Chat("m1", ui.limits)
+        async for _ in ui.chat_send(chat, "hello", Sampling(0.7, 1.0, 64), ME):
+            pass
+        assert "Thank you" in await ui.feedback(chat, 0, 1, "Dislike", ME)
+        with pytest.raises(Refused, match="Unknown feedback"):
+            await ui.feedback(chat, 0, 1, "Love", ME)
+        (_, report), (_, rating) = await ui.events.read("feedback")
+        assert (report["mode"], report["side"], report["model"]) == ("battle", "B", rnd.models[1])
+        assert report["message"] == rnd.sides[1].messages[1] and report["feedback"] == "Report"
+        assert (rating["mode"], rating["model"], rating["feedback"]) == ("chat", "m1", "Dislike")
+        assert rating["conversation_id"] == chat.conversation_id and rating["ip_hash"]
+
+
+async def test_the_model_list_describes_each_model(tmp_path: Path) -> None:
+    models = {"m1": {"pieces": PIECES, "context_length": 2048}, "m2": PIECES}
+    descriptions = {"m1": "A small chat model."}
+    async with running(models, tmp_path, model_descriptions=descriptions) as (ui, _):
+        assert await ui.model_list() == (
+            "2 models are served:\n\n- **m1** A small chat model. (context: 2048 tokens)\n- **m2**"
+        )

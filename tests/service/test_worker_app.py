@@ -270,6 +270,8 @@ async def test_models_health_and_status(worker: httpx.AsyncClient) -> None:
     assert status["capacity"] == 2 and status["backend"] in ("hf", "openai")
     # an external worker leaves the template to its upstream
     assert bool(status["template"]) == (status["backend"] == "hf")
+    (card,) = (await worker.get("/v1/models")).json()["data"]
+    assert card["max_model_len"] == status["context_length"] > 0
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,7 @@ def _candidates(cls: type[ServiceSettings], name: str) -> list[Any]:
     if "array" in types:
         return [["x=1", "y=2"]]
     if "object" in types:
-        return [{"m1": 2.0, "m2": 0.0}]
+        return [{"m1": 2.0, "m2": 0.0}, {"m1": "a text", "m2": "another"}]
     return ["sample-value", "SAMPLE_VALUE"]  # the second for names (environment variables)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webui.arena import Chat, Limits, Phase, Refused, Round
+from webui.arena import Chat, Limits, Phase, Refused, Round, as_written
 
 LIMITS = Limits(max_input_chars=50, max_turns=2)
 
@@ -86,18 +86,85 @@ def test_double_vote_is_refused_while_saving_and_after() -> None:
     assert rnd.vote == "model_a"
 
 
-def test_vote_after_an_error_is_refused_and_the_round_is_closed() -> None:
+def test_a_failed_turn_is_not_voted_on_but_can_be_regenerated() -> None:
     rnd = battle()
     rnd.submit("hi")
+    answer(rnd, "good a", "good b")
+    rnd.submit("more")
     rnd.add_text(0, "partial")
-    rnd.fail(0, "the gateway answered 502")
+    rnd.fail(0, "the model is unavailable")
     rnd.finish(1, "stop")
-    assert rnd.phase is Phase.FAILED
-    assert "**Error:** the gateway answered 502" in rnd.sides[0].display()[-1]["content"]
-    for action in (lambda: rnd.begin_vote("model_b"), rnd.regenerate, lambda: rnd.submit("x")):
-        with pytest.raises(Refused, match="A model failed in this round"):
-            action()
-    assert not (rnd.can_vote or rnd.can_send or rnd.can_regenerate)
+    assert rnd.phase is Phase.FAILED and rnd.last_prompt == "more"
+    assert "**Error:** the model is unavailable" in rnd.sides[0].display()[-1]["content"]
+    with pytest.raises(Refused, match="The last turn failed"):
+        rnd.begin_vote("model_b")
+    assert rnd.can_regenerate and rnd.can_send and not rnd.can_vote
+    rnd.regenerate()  # both sides answer the failed turn again
+    assert [m["content"] for m in rnd.sides[0].history()] == ["hi", "good a", "more"]
+    assert [m["content"] for m in rnd.sides[1].history()] == ["hi", "good b", "more"]
+    answer(rnd)
+    rnd.begin_vote("model_a")  # the whole round, both turns, can now be voted on
+    assert rnd.commit_vote() == "model_a"
+
+
+def test_a_message_after_a_failed_turn_replaces_it() -> None:
+    rnd = battle()
+    for prompt in ("one", "two"):
+        rnd.submit(prompt)
+        if prompt == "one":
+            answer(rnd)
+    rnd.fail(0, "too long")
+    rnd.fail(1, "too long")
+    assert rnd.turns == 2 and rnd.kept_turns == 1 and rnd.can_send  # at the limit of 2
+    rnd.submit("two, shorter")
+    for side, first_answer in zip(rnd.sides, ("4", "four"), strict=True):
+        assert [m["content"] for m in side.history()] == ["one", first_answer, "two, shorter"]
+        assert side.error is None
+
+
+def test_stopped_answers_stand_as_written() -> None:
+    rnd = battle()
+    rnd.submit("hi")
+    rnd.add_text(0, "half")
+    rnd.add_text(1, "four")
+    rnd.finish(1, "stop")
+    rnd.stop()
+    assert rnd.phase is Phase.READY and rnd.sides[0].finish_reason == "stopped"
+    assert rnd.sides[0].display()[-1]["content"] == "half\n\n*(stopped)*"
+    assert rnd.sides[1].display()[-1]["content"] == "four"
+    rnd.stop()  # nothing left to stop: no-op
+    assert rnd.phase is Phase.READY
+
+
+def test_display_marks_waiting_and_cut_off_answers() -> None:
+    rnd = battle()
+    rnd.submit("hi")
+    started = rnd.sides[0].started_at
+    assert rnd.sides[0].display(now=started + 3.2)[-1]["content"] == "*Thinking... 3 s*"
+    rnd.add_text(0, "long answer")
+    rnd.finish(0, "length")
+    assert rnd.sides[0].display()[-1]["content"] == (
+        "long answer\n\n*(cut off: the answer reached its length limit)*"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("What does <div> do?", "What does &lt;div> do?"),
+        ("R&D", "R&amp;D"),
+        ("![x](http://evil.example/p.png)", "!\\[x](http://evil.example/p.png)"),
+        ("use `<b>` here", "use `<b>` here"),
+        ("```html\n<div>\n```\n<p>", "```html\n<div>\n```\n&lt;p>"),
+        ("unclosed ```\n<div>", "unclosed ```\n<div>"),
+        ("> quoted **bold**", "> quoted **bold**"),
+    ],
+)
+def test_text_is_shown_as_written(text: str, shown: str) -> None:
+    assert as_written(text) == shown
+    rnd = battle()
+    rnd.submit(text)
+    assert rnd.sides[0].display()[0]["content"] == shown
 
 
 def test_a_failed_store_write_reopens_the_vote() -> None:
