@@ -8,13 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from model_worker.backends import BACKEND_CHOICES
-from protocol.limits import (
-    DEFAULT_MAX_CHOICES,
-    DEFAULT_MAX_EMBEDDING_INPUTS,
-    DEFAULT_MAX_INPUT_CHARS,
-    DEFAULT_MAX_PROMPTS,
-    InputLimits,
-)
+from protocol.limits import InputLimitSettings
 from servekit.settings import (
     OneOf,
     ServiceSettings,
@@ -26,7 +20,7 @@ from servekit.settings import (
 ENV_PREFIX = "CORRAL_WORKER_"
 
 
-class WorkerSettings(ServiceSettings):
+class WorkerSettings(ServiceSettings, InputLimitSettings):
     # an error never quotes what it was given: a key pasted where a variable's name belongs
     # (--api-key-env sk-...) must not be printed back
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, hide_input_in_errors=True)
@@ -96,25 +90,6 @@ class WorkerSettings(ServiceSettings):
     )
     max_model_len: int | None = Field(
         default=None, ge=16, description="context length; unset: the model's"
-    )
-    max_prompts: int = Field(
-        default=DEFAULT_MAX_PROMPTS, ge=1, description="completions with more prompts get 400"
-    )
-    max_choices: int = Field(
-        default=DEFAULT_MAX_CHOICES,
-        ge=1,
-        description="completions asking for more prompts x n get 400",
-    )
-    max_embedding_inputs: int = Field(
-        default=DEFAULT_MAX_EMBEDDING_INPUTS,
-        ge=1,
-        description="embedding requests with more inputs get 400",
-    )
-    max_input_chars: int = Field(
-        default=DEFAULT_MAX_INPUT_CHARS,
-        ge=1,
-        description="requests with more characters (or token ids) in all their prompts, "
-        "messages or inputs get 400",
     )
     write_idle_timeout: float = Field(
         default=30.0,
@@ -188,8 +163,3 @@ class WorkerSettings(ServiceSettings):
 
     def address(self) -> str:
         return self.worker_address or f"http://{self.host}:{self.port}"
-
-    def input_limits(self) -> InputLimits:
-        return InputLimits(
-            self.max_prompts, self.max_choices, self.max_embedding_inputs, self.max_input_chars
-        )

@@ -5,13 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from protocol.limits import (
-    DEFAULT_MAX_CHOICES,
-    DEFAULT_MAX_EMBEDDING_INPUTS,
-    DEFAULT_MAX_INPUT_CHARS,
-    DEFAULT_MAX_PROMPTS,
-    InputLimits,
-)
+from protocol.limits import InputLimitSettings
 from servekit.settings import (
     ServiceSettings,
     allowed_hosts_field,
@@ -22,7 +16,7 @@ from servekit.settings import (
 ENV_PREFIX = "CORRAL_API_"
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ServiceSettings, InputLimitSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     host: str = Field(default="127.0.0.1", description="address to listen on")
@@ -108,27 +102,3 @@ class GatewaySettings(ServiceSettings):
         description="failed authentications per client address and minute before that "
         "address gets 429",
     )
-    max_prompts: int = Field(
-        default=DEFAULT_MAX_PROMPTS, ge=1, description="completions with more prompts get 400"
-    )
-    max_choices: int = Field(
-        default=DEFAULT_MAX_CHOICES,
-        ge=1,
-        description="completions asking for more prompts x n get 400",
-    )
-    max_embedding_inputs: int = Field(
-        default=DEFAULT_MAX_EMBEDDING_INPUTS,
-        ge=1,
-        description="embedding requests with more inputs get 400",
-    )
-    max_input_chars: int = Field(
-        default=DEFAULT_MAX_INPUT_CHARS,
-        ge=1,
-        description="requests with more characters (or token ids) in all their prompts, "
-        "messages or inputs get 400",
-    )
-
-    def input_limits(self) -> InputLimits:
-        return InputLimits(
-            self.max_prompts, self.max_choices, self.max_embedding_inputs, self.max_input_chars
-        )

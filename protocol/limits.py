@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel, Field
+
 from protocol.errors import InvalidRequest
 from protocol.openai import (
     ChatCompletionRequest,
@@ -111,3 +113,33 @@ def estimate_tokens(
         most = req.max_tokens or UNBOUNDED_COMPLETION_RESERVE
         return prompt, len(prompts) * req.n * most
     return sum(len(i) if isinstance(i, list) else len(i) // 4 + 1 for i in req.inputs()), 0
+
+
+class InputLimitSettings(BaseModel):
+    """The caps as settings (flags and variables) of every service that enforces them: the
+    gateway before it dispatches, the worker again before it takes a slot."""
+
+    max_prompts: int = Field(
+        default=DEFAULT_MAX_PROMPTS, ge=1, description="completions with more prompts get 400"
+    )
+    max_choices: int = Field(
+        default=DEFAULT_MAX_CHOICES,
+        ge=1,
+        description="completions asking for more prompts x n get 400",
+    )
+    max_embedding_inputs: int = Field(
+        default=DEFAULT_MAX_EMBEDDING_INPUTS,
+        ge=1,
+        description="embedding requests with more inputs get 400",
+    )
+    max_input_chars: int = Field(
+        default=DEFAULT_MAX_INPUT_CHARS,
+        ge=1,
+        description="requests with more characters (or token ids) in all their prompts, "
+        "messages or inputs get 400",
+    )
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            self.max_prompts, self.max_choices, self.max_embedding_inputs, self.max_input_chars
+        )
