@@ -74,7 +74,9 @@ def client(
         while "corral: ready" not in up.log_path.read_text():
             assert up.alive() and time.monotonic() < deadline, up.log_tail()
             time.sleep(0.2)
-        yield openai.OpenAI(base_url=f"http://127.0.0.1:{api}/v1", api_key="unused", max_retries=0)
+        base_url = f"http://127.0.0.1:{api}/v1"
+        with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
+            yield client
     finally:
         up.stop()
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -72,8 +73,9 @@ def base_url(
 
 
 @pytest.fixture(scope="module")
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
+        yield client
 
 
 def _tool_result(call: Any) -> dict[str, Any]:
@@ -180,7 +182,7 @@ def test_round_trip_streamed(client: openai.OpenAI) -> None:
     assert text.strip() or tool_pieces
 
 
-def test_langchain_bind_tools(base_url: str) -> None:
+def test_langchain_bind_tools(base_url: str, request: pytest.FixtureRequest) -> None:
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
 
@@ -189,8 +191,15 @@ def test_langchain_bind_tools(base_url: str) -> None:
         """Get the current weather in a city."""
         return f"sunny in {city}"
 
+    http = httpx.Client()  # closed here: LangChain never closes the one it would make
+    request.addfinalizer(http.close)
     llm = ChatOpenAI(
-        model="smollm2", base_url=base_url, api_key="unused", max_retries=0, temperature=0
+        model="smollm2",
+        base_url=base_url,
+        api_key="unused",
+        max_retries=0,
+        temperature=0,
+        http_client=http,
     )
     forced = llm.bind_tools([get_weather], tool_choice="get_weather")
     message = forced.invoke("What is the weather in Rome?")
