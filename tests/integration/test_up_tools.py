@@ -211,3 +211,33 @@ def test_langchain_bind_tools(base_url: str, request: pytest.FixtureRequest) -> 
         ["What is the weather in Rome?", message, get_weather.invoke(call)]
     )
     assert reply.content or reply.tool_calls
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_langchain_with_structured_output(
+    base_url: str, method: str, request: pytest.FixtureRequest
+) -> None:
+    """LangChain's structured output, both ways it asks for it (a json_schema response format,
+    or a forced tool call), returns the model object: constrained decoding makes it parse."""
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel, Field
+
+    class City(BaseModel):
+        name: str = Field(description="the city's name")
+        country: str = Field(description="the country it is in")
+
+    http = httpx.Client()
+    request.addfinalizer(http.close)
+    llm = ChatOpenAI(
+        model="smollm2",
+        base_url=base_url,
+        api_key="unused",
+        max_retries=0,
+        temperature=0,
+        max_tokens=64,
+        http_client=http,
+    )
+    city = llm.with_structured_output(City, method=method).invoke(
+        "Name the capital of France and its country."
+    )
+    assert isinstance(city, City)
