@@ -6,13 +6,14 @@ died; stopping terminates, then kills, and always reaps.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,3 +230,26 @@ def start_platform(
         platform.stop()
         raise
     return platform
+
+
+@contextlib.contextmanager
+def corral_up_smollm2(logs: Path, backend: str) -> Iterator[str]:
+    """`corral up` on SmolLM2 with `backend`, no web UI; yields the API's base URL once the
+    model is listed and the ready line is printed, and stops everything after."""
+    api = free_port()
+    up = Service(
+        "corral-up",
+        ["corral.cli", "up", "--model", "smollm2", "--backend", backend, "--no-webui",
+         "--api-port", str(api), "--controller-port", str(free_port()),
+         "--worker-port", str(free_port())],
+        logs,
+    ).start()  # fmt: skip
+    try:
+        up.wait_until(f"http://127.0.0.1:{api}/v1/models", 900, ok=lambda r: bool(r.json()["data"]))
+        deadline = time.monotonic() + 120
+        while "corral: ready" not in up.log_path.read_text():
+            assert up.alive() and time.monotonic() < deadline, up.log_tail()
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{api}/v1"
+    finally:
+        up.stop()

@@ -9,14 +9,13 @@ naming the field, through the gateway.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import jsonschema
 import openai
 import pytest
-from procs import Service, free_port
+from procs import corral_up_smollm2
 from pydantic import BaseModel, Field
 
 PROMPTS = [
@@ -60,25 +59,11 @@ def client(
     if backend == "llamacpp":
         pytest.importorskip("llama_cpp")
     logs = tmp_path_factory.mktemp(f"up-structured-{backend}")
-    api = free_port()
-    up = Service(
-        "corral-up",
-        ["corral.cli", "up", "--model", "smollm2", "--backend", backend, "--no-webui",
-         "--api-port", str(api), "--controller-port", str(free_port()),
-         "--worker-port", str(free_port())],
-        logs,
-    ).start()  # fmt: skip
-    try:
-        up.wait_until(f"http://127.0.0.1:{api}/v1/models", 900, ok=lambda r: bool(r.json()["data"]))
-        deadline = time.monotonic() + 120
-        while "corral: ready" not in up.log_path.read_text():
-            assert up.alive() and time.monotonic() < deadline, up.log_tail()
-            time.sleep(0.2)
-        base_url = f"http://127.0.0.1:{api}/v1"
-        with openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
-            yield client
-    finally:
-        up.stop()
+    with (
+        corral_up_smollm2(logs, backend) as base_url,
+        openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0) as client,
+    ):
+        yield client
 
 
 def test_parse_gives_a_parsed_object_for_every_prompt(client: openai.OpenAI) -> None:

@@ -10,7 +10,6 @@ feed the tool's result back and ask for the final answer.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
-from procs import Service, free_port
+from procs import corral_up_smollm2
 
 PARAMETERS = {
     "type": "object",
@@ -53,23 +52,8 @@ def base_url(
     if backend == "llamacpp":
         pytest.importorskip("llama_cpp")
     logs = tmp_path_factory.mktemp(f"up-tools-{backend}")
-    api = free_port()
-    up = Service(
-        "corral-up",
-        ["corral.cli", "up", "--model", "smollm2", "--backend", backend, "--no-webui",
-         "--api-port", str(api), "--controller-port", str(free_port()),
-         "--worker-port", str(free_port())],
-        logs,
-    ).start()  # fmt: skip
-    try:
-        up.wait_until(f"http://127.0.0.1:{api}/v1/models", 900, ok=lambda r: bool(r.json()["data"]))
-        deadline = time.monotonic() + 120
-        while "corral: ready" not in up.log_path.read_text():
-            assert up.alive() and time.monotonic() < deadline, up.log_tail()
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{api}/v1"
-    finally:
-        up.stop()
+    with corral_up_smollm2(logs, backend) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="module")
