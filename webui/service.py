@@ -305,11 +305,13 @@ class WebUI:
         self._arena_budgets(rnd, text)
         self.rate.acquire(client.limit_key, client.ip)
         rnd.submit(prompt)
-        async with contextlib.aclosing(
-            _submitted(rnd, self._generate(rnd, client, run))
-        ) as notices:
-            async for notice in notices:
-                yield notice
+        try:
+            yield ""
+            async with contextlib.aclosing(self._generate(rnd, client, run)) as notices:
+                async for notice in notices:
+                    yield notice
+        finally:
+            rnd.interrupt()  # no-op unless the page went away before the answers
 
     async def regenerate(
         self, rnd: Round, client: Client, run: Run | None = None
@@ -317,11 +319,13 @@ class WebUI:
         rnd.check_regenerate()
         self.rate.acquire(client.limit_key, client.ip)
         rnd.regenerate()
-        async with contextlib.aclosing(
-            _submitted(rnd, self._generate(rnd, client, run))
-        ) as notices:
-            async for notice in notices:
-                yield notice
+        try:
+            yield ""
+            async with contextlib.aclosing(self._generate(rnd, client, run)) as notices:
+                async for notice in notices:
+                    yield notice
+        finally:
+            rnd.interrupt()
 
     def _arena_budgets(self, rnd: Round, prompt: str | None) -> list[Sampling]:
         """Each side's sampling within its model's context; Refused when a side has no room."""
@@ -449,11 +453,15 @@ class WebUI:
         self._chat_budget(chat, [*history, {"role": "user", "content": text}], sampling)
         self.rate.acquire(client.limit_key, client.ip)
         chat.submit(prompt)
-        async with contextlib.aclosing(
-            _submitted(chat, self._chat_generate(chat, sampling, client, run))
-        ) as notices:
-            async for notice in notices:
-                yield notice
+        try:
+            yield ""
+            async with contextlib.aclosing(
+                self._chat_generate(chat, sampling, client, run)
+            ) as notices:
+                async for notice in notices:
+                    yield notice
+        finally:
+            chat.interrupt()
 
     async def chat_regenerate(
         self, chat: Chat, sampling: Sampling, client: Client, run: Run | None = None
@@ -461,11 +469,15 @@ class WebUI:
         chat.check_regenerate()
         self.rate.acquire(client.limit_key, client.ip)
         chat.regenerate()
-        async with contextlib.aclosing(
-            _submitted(chat, self._chat_generate(chat, sampling, client, run))
-        ) as notices:
-            async for notice in notices:
-                yield notice
+        try:
+            yield ""
+            async with contextlib.aclosing(
+                self._chat_generate(chat, sampling, client, run)
+            ) as notices:
+                async for notice in notices:
+                    yield notice
+        finally:
+            chat.interrupt()
 
     def _chat_budget(
         self, chat: Chat, messages: list[dict[str, str]], sampling: Sampling
@@ -593,18 +605,3 @@ class WebUI:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("leaderboard refresh failed: %s", task.exception())
-
-
-async def _submitted(
-    conversation: Round | Chat, notices: AsyncGenerator[str, None]
-) -> AsyncGenerator[str, None]:
-    """ "" at once (the prompt is in place: the page draws it before any token), then
-    `notices`; the conversation is interrupted if the page went away before the answers
-    (a no-op otherwise)."""
-    try:
-        yield ""
-        async for notice in notices:
-            yield notice
-    finally:
-        await notices.aclose()
-        conversation.interrupt()
