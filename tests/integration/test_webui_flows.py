@@ -126,6 +126,11 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png")
 
 
+# The issue's "within 2 s" for a page that answers at once, plus the polling's own browser
+# round trips (each check is several Playwright queries) on a loaded 2-core CI machine.
+AT_ONCE_S = 3.0
+
+
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> float:
     """Poll `check` until it holds; returns the seconds it took."""
     start = time.monotonic()
@@ -277,9 +282,9 @@ def test_stop_aborts_both_answers(page: Any, platform: Platform) -> None:
     wait_for("streaming", lambda: "word3" in " ".join(messages(page, "battle-chat-b", "bot")))
     assert platform.fake.in_flight == 2
     page.locator("#battle-stop").click()
-    wait_for("both streams closed", lambda: platform.fake.in_flight == 0, 2)
+    wait_for("both streams closed", lambda: platform.fake.in_flight == 0, AT_ONCE_S)
     assert platform.fake.aborted == aborted + 2
-    wait_for("the stopped round", lambda: "Stopped" in notice(page), 2)
+    wait_for("the stopped round", lambda: "Stopped" in notice(page), AT_ONCE_S)
     for pane in ("battle-chat-a", "battle-chat-b"):
         assert "(stopped)" in messages(page, pane, "bot")[-1]
     assert page.locator("#battle-regenerate").is_enabled()
@@ -302,9 +307,8 @@ def test_new_round_during_streaming_leaves_a_working_page(page: Any, platform: P
             and "New round" in notice(page)
         )
 
-    # the issue's 2 s, plus the polling's own browser round trips on a loaded 2-core machine
-    wait_for("a fresh round", fresh, 3)
-    wait_for("both streams closed", lambda: platform.fake.in_flight == 0, 3)
+    wait_for("a fresh round", fresh, AT_ONCE_S)
+    wait_for("both streams closed", lambda: platform.fake.in_flight == 0, AT_ONCE_S)
     time.sleep(1)  # nothing from the old round lands later
     assert fresh()
     platform.models(["Short."], ["Brief."])
@@ -331,9 +335,9 @@ def test_chat_clear_and_model_change_during_streaming(page: Any, platform: Platf
                 and page.locator("#chat-input textarea").is_enabled()
                 and page.locator("#chat-send").is_enabled()
             ),
-            2,
+            AT_ONCE_S,
         )
-        wait_for("the stream closed", lambda: platform.fake.in_flight == 0, 2)
+        wait_for("the stream closed", lambda: platform.fake.in_flight == 0, AT_ONCE_S)
     assert page.locator(".error").count() == 0  # no red "Error" badge
     platform.models(["Fine."], ["Fine."])
     send(page, "Still there?", "chat")
